@@ -1,0 +1,81 @@
+//! The file-system seam of chronokv.
+//!
+//! Every file the engine touches (WAL segments, run files, the manifest, CURRENT, the lock
+//! file) is created, read, renamed, synced and deleted through [`Vfs`]. Two implementations
+//! ship here:
+//!
+//! - [`RealFs`]: the operating system's file system (`std::fs` plus `memmap2`).
+//! - [`MemFs`]: an in-memory file system for tests. It keeps file data and directory entries
+//!   apart and remembers what was synced, so the reliability harness can later simulate power
+//!   loss (keep only synced state) and inject I/O errors.
+//!
+//! The trait is deliberately small: what a log-structured engine needs and nothing more.
+//! Paths are plain `std::path::Path`s; a `Vfs` never interprets file names.
+//!
+//! Thread-safety: every implementation is `Send + Sync`; a [`WritableFile`] is owned by one
+//! writer at a time.
+
+mod mem;
+mod real;
+
+pub use mem::MemFs;
+pub use real::RealFs;
+
+use std::fmt::Debug;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A file opened for appending. Writes go to the end; nothing is durable until
+/// [`WritableFile::sync`] returns.
+pub trait WritableFile: Send + Debug {
+    /// Appends all of `buf`.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable (fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// The number of bytes written so far (the file's length).
+    fn len(&self) -> u64;
+    /// True when nothing was written yet.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An immutable, fully readable view of a file's bytes (a memory map on a real file system).
+///
+/// The bytes must not change while the view lives: chronokv never modifies a file it maps.
+pub trait MappedFile: Send + Sync + std::panic::RefUnwindSafe + Debug {
+    /// The file's bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+/// A held exclusive lock on a directory; released on drop.
+pub trait DirLock: Send + Sync + Debug {}
+
+/// The file-system operations chronokv uses. See the crate documentation.
+pub trait Vfs: Send + Sync + Debug {
+    /// Creates the directory and its parents if missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates `path` (truncating an existing file) and opens it for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Reads a whole file into memory.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Maps a whole file read-only.
+    fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>>;
+    /// The length of a file in bytes.
+    fn file_size(&self, path: &Path) -> io::Result<u64>;
+    /// True when `path` names an existing file or directory.
+    fn exists(&self, path: &Path) -> bool;
+    /// Atomically replaces `to` with `from` (POSIX rename). Durable only after
+    /// [`Vfs::sync_dir`] on the parent.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file. Durable only after [`Vfs::sync_dir`] on the parent.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// The names (not paths) of the entries of a directory, in no particular order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on `path` (created if missing). Fails with
+    /// `io::ErrorKind::WouldBlock` when another holder has it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>>;
+}

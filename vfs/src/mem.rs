@@ -1,0 +1,368 @@
+//! [`MemFs`]: an in-memory file system that knows what was synced.
+//!
+//! File data (inodes) and directory entries are tracked separately, as on a real file
+//! system: a file's `sync` makes its bytes durable, a directory's `sync_dir` makes its
+//! entries durable. [`MemFs::crash_clone`] returns the state a power loss would leave:
+//! only synced directory entries, each file cut to its synced length. Files are append-only
+//! (chronokv never rewrites a byte), so "synced" is a length.
+
+use crate::{DirLock, MappedFile, Vfs, WritableFile};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Default, Clone)]
+struct Inode {
+    data: Vec<u8>,
+    synced_len: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inodes: HashMap<u64, Inode>,
+    /// The namespace as the running process sees it.
+    live: BTreeMap<PathBuf, u64>,
+    /// The namespace as it would survive a power loss.
+    durable: BTreeMap<PathBuf, u64>,
+    dirs: BTreeSet<PathBuf>,
+    locks: BTreeSet<PathBuf>,
+    next_inode: u64,
+    file_syncs: u64,
+    dir_syncs: u64,
+}
+
+/// Counters of sync calls, so tests can prove that syncs happen.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncCounts {
+    /// Calls to [`WritableFile::sync`].
+    pub file_syncs: u64,
+    /// Calls to [`Vfs::sync_dir`].
+    pub dir_syncs: u64,
+}
+
+/// An in-memory [`Vfs`] for tests; cheap to clone (clones share state).
+#[derive(Debug, Default, Clone)]
+pub struct MemFs {
+    state: Arc<Mutex<State>>,
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
+}
+
+impl MemFs {
+    /// An empty file system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state a power loss right now would leave behind: synced directory entries only,
+    /// every file cut to its last synced length. The clone shares nothing with `self`.
+    pub fn crash_clone(&self) -> MemFs {
+        let s = self.state.lock();
+        let mut inodes = HashMap::new();
+        for id in s.durable.values() {
+            if let Some(inode) = s.inodes.get(id) {
+                let mut data = inode.data.clone();
+                data.truncate(inode.synced_len);
+                let synced_len = data.len();
+                inodes.insert(*id, Inode { data, synced_len });
+            }
+        }
+        let state = State {
+            inodes,
+            live: s.durable.clone(),
+            durable: s.durable.clone(),
+            dirs: s.dirs.clone(),
+            locks: BTreeSet::new(),
+            next_inode: s.next_inode,
+            file_syncs: 0,
+            dir_syncs: 0,
+        };
+        MemFs {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// How many file and directory syncs were issued so far.
+    pub fn sync_counts(&self) -> SyncCounts {
+        let s = self.state.lock();
+        SyncCounts {
+            file_syncs: s.file_syncs,
+            dir_syncs: s.dir_syncs,
+        }
+    }
+
+    /// Overwrites one byte of a file in place (live and durable): a test helper that
+    /// simulates bit rot.
+    pub fn corrupt_byte(&self, path: &Path, offset: usize, xor: u8) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let id = *s.live.get(path).ok_or_else(|| not_found(path))?;
+        let inode = s.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        let byte = inode.data.get_mut(offset).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "offset past the end of the file",
+            )
+        })?;
+        *byte ^= xor;
+        Ok(())
+    }
+
+    /// Cuts a file to `len` bytes (live and durable): a test helper that simulates a torn
+    /// or truncated file.
+    pub fn truncate(&self, path: &Path, len: usize) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let id = *s.live.get(path).ok_or_else(|| not_found(path))?;
+        let inode = s.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        inode.data.truncate(len);
+        inode.synced_len = inode.synced_len.min(len);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct MemWritable {
+    state: Arc<Mutex<State>>,
+    inode: u64,
+    len: u64,
+}
+
+impl WritableFile for MemWritable {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let inode = s.inodes.get_mut(&self.inode).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "file was removed while open")
+        })?;
+        inode.data.extend_from_slice(buf);
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.file_syncs += 1;
+        if let Some(inode) = s.inodes.get_mut(&self.inode) {
+            inode.synced_len = inode.data.len();
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+struct MemMap(Vec<u8>);
+
+impl MappedFile for MemMap {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+struct MemLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+}
+
+impl DirLock for MemLock {}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        self.state.lock().locks.remove(&self.path);
+    }
+}
+
+impl State {
+    fn inode_of(&self, path: &Path) -> io::Result<&Inode> {
+        let id = self.live.get(path).ok_or_else(|| not_found(path))?;
+        self.inodes.get(id).ok_or_else(|| not_found(path))
+    }
+
+    fn check_parent(&self, path: &Path) -> io::Result<()> {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() && !self.dirs.contains(p) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such directory", p.display()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Vfs for MemFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        for ancestor in dir.ancestors() {
+            if !ancestor.as_os_str().is_empty() {
+                s.dirs.insert(ancestor.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let mut s = self.state.lock();
+        s.check_parent(path)?;
+        let id = s.next_inode;
+        s.next_inode += 1;
+        s.inodes.insert(id, Inode::default());
+        s.live.insert(path.to_path_buf(), id);
+        Ok(Box::new(MemWritable {
+            state: self.state.clone(),
+            inode: id,
+            len: 0,
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        Ok(self.state.lock().inode_of(path)?.data.clone())
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>> {
+        let data = self.state.lock().inode_of(path)?.data.clone();
+        Ok(Arc::new(MemMap(data)))
+    }
+
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        Ok(self.state.lock().inode_of(path)?.data.len() as u64)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let s = self.state.lock();
+        s.live.contains_key(path) || s.dirs.contains(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.check_parent(to)?;
+        let id = s.live.remove(from).ok_or_else(|| not_found(from))?;
+        s.live.insert(to.to_path_buf(), id);
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.live.remove(path).ok_or_else(|| not_found(path))?;
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let s = self.state.lock();
+        if !s.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let mut names = Vec::new();
+        for path in s.live.keys().chain(s.dirs.iter()) {
+            if path.parent() == Some(dir) {
+                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.dir_syncs += 1;
+        s.durable.retain(|p, _| p.parent() != Some(dir));
+        let entries: Vec<(PathBuf, u64)> = s
+            .live
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
+        s.durable.extend(entries);
+        Ok(())
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
+        let mut s = self.state.lock();
+        if !s.locks.insert(path.to_path_buf()) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked by another handle", path.display()),
+            ));
+        }
+        Ok(Box::new(MemLock {
+            state: self.state.clone(),
+            path: path.to_path_buf(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (MemFs, PathBuf) {
+        let fs = MemFs::new();
+        let dir = PathBuf::from("/db");
+        fs.create_dir_all(&dir).unwrap();
+        (fs, dir)
+    }
+
+    #[test]
+    fn crash_keeps_only_synced_bytes_and_entries() {
+        let (fs, dir) = setup();
+        let a = dir.join("a");
+        let mut f = fs.create(&a).unwrap();
+        f.write_all(b"durable").unwrap();
+        f.sync().unwrap();
+        f.write_all(b" lost").unwrap();
+        // The entry is not durable until the directory is synced.
+        assert!(!fs.crash_clone().exists(&a));
+        fs.sync_dir(&dir).unwrap();
+        let after = fs.crash_clone();
+        assert_eq!(after.read(&a).unwrap(), b"durable");
+        assert_eq!(fs.read(&a).unwrap(), b"durable lost");
+    }
+
+    #[test]
+    fn unsynced_rename_and_remove_roll_back_on_crash() {
+        let (fs, dir) = setup();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let mut f = fs.create(&a).unwrap();
+        f.write_all(b"x").unwrap();
+        f.sync().unwrap();
+        fs.sync_dir(&dir).unwrap();
+        fs.rename(&a, &b).unwrap();
+        let crashed = fs.crash_clone();
+        assert!(crashed.exists(&a) && !crashed.exists(&b));
+        fs.sync_dir(&dir).unwrap();
+        fs.remove_file(&b).unwrap();
+        assert!(fs.crash_clone().exists(&b));
+        assert!(!fs.exists(&b));
+        assert_eq!(
+            fs.sync_counts(),
+            SyncCounts {
+                file_syncs: 1,
+                dir_syncs: 2
+            }
+        );
+    }
+
+    #[test]
+    fn locks_are_exclusive_until_dropped() {
+        let (fs, dir) = setup();
+        let l = fs.lock(&dir.join("LOCK")).unwrap();
+        assert!(fs.lock(&dir.join("LOCK")).is_err());
+        drop(l);
+        assert!(fs.lock(&dir.join("LOCK")).is_ok());
+    }
+
+    #[test]
+    fn create_in_missing_directory_fails() {
+        let fs = MemFs::new();
+        assert!(fs.create(Path::new("/nope/file")).is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! [`RealFs`]: the operating system's file system.
+
+use crate::{DirLock, MappedFile, Vfs, WritableFile};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The real file system: `std::fs` for I/O and `memmap2` for reads.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+#[derive(Debug)]
+struct RealWritable {
+    file: File,
+    len: u64,
+}
+
+impl WritableFile for RealWritable {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+enum RealMap {
+    Mapped(memmap2::Mmap),
+    // A zero-length file cannot be mapped on every platform.
+    Empty,
+}
+
+impl MappedFile for RealMap {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            RealMap::Mapped(m) => m,
+            RealMap::Empty => &[],
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RealLock {
+    _file: File,
+}
+
+impl DirLock for RealLock {}
+
+impl Vfs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(RealWritable { file, len: 0 }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Arc::new(RealMap::Empty));
+        }
+        // SAFETY: chronokv maps only immutable files (runs are written once under a
+        // temporary name and renamed); nothing in the process writes to them afterwards.
+        // A file changed behind our back by another program is outside the contract.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Arc::new(RealMap::Mapped(map)))
+    }
+
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(RealLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked by another process or handle", path.display()),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_map_rename_list_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = RealFs;
+        let a = dir.path().join("a.tmp");
+        let mut f = fs.create(&a).unwrap();
+        f.write_all(b"hello").unwrap();
+        f.sync().unwrap();
+        assert_eq!(f.len(), 5);
+        drop(f);
+        let b = dir.path().join("b");
+        fs.rename(&a, &b).unwrap();
+        fs.sync_dir(dir.path()).unwrap();
+        assert_eq!(fs.map(&b).unwrap().bytes(), b"hello");
+        assert_eq!(fs.list(dir.path()).unwrap(), vec!["b".to_string()]);
+        let lock_path = dir.path().join("LOCK");
+        let held = fs.lock(&lock_path).unwrap();
+        let err = fs.lock(&lock_path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(held);
+        fs.lock(&lock_path).unwrap();
+    }
+
+    #[test]
+    fn empty_file_maps_to_empty_slice() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("empty");
+        drop(RealFs.create(&p).unwrap());
+        assert!(RealFs.map(&p).unwrap().bytes().is_empty());
+    }
+}
