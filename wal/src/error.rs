@@ -1,0 +1,53 @@
+//! The error type of the WAL crate.
+
+use std::path::{Path, PathBuf};
+
+/// What can go wrong while writing or reading a WAL segment.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file system failed, or the writer refused a request (for example an oversized
+    /// record, non-contiguous versions, or a writer poisoned by an earlier failure; those use
+    /// `std::io::ErrorKind::InvalidInput` / `Other`).
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes of a segment are not a valid log. `offset` is a byte offset into the file
+    /// (or into an `entries` byte string, with an empty `path`, when the error comes from
+    /// [`crate::EntryIter`] on its own).
+    #[error("corrupt WAL {path} at offset {offset}: {reason}")]
+    Corruption {
+        /// The segment file (empty when not known).
+        path: PathBuf,
+        /// Where valid data stopped.
+        offset: u64,
+        /// Why the bytes were rejected.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corruption {
+            path: path.to_path_buf(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}

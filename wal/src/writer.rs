@@ -1,0 +1,182 @@
+//! [`SegmentWriter`]: appends frames to one segment, group-commit style.
+
+use crate::frame::{encode_frame, Header, FRAME_HEADER_LEN, PAYLOAD_HEADER_LEN};
+use crate::{segment_file_name, BatchEntries, Error, MAX_FRAME_LEN};
+use chronokv_snapshot::Version;
+use chronokv_vfs::{Vfs, WritableFile};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One record to append: a batch's entries and the version of its first entry.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// The version of the first entry; the others follow consecutively.
+    pub first_version: Version,
+    /// The commit's wall-clock time in microseconds since the Unix epoch.
+    pub commit_micros: u64,
+    /// The entries.
+    pub entries: &'a BatchEntries,
+}
+
+/// Appends records to one WAL segment.
+///
+/// The writer enforces what the reader will check: every frame fits the limits and records
+/// carry contiguous versions. After any failed write or sync the writer is poisoned (the
+/// file's contents past the last sync are unknown) and refuses further work; the engine must
+/// rotate to a new segment or stop.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    file: Box<dyn WritableFile>,
+    path: PathBuf,
+    log_number: u64,
+    synced_len: u64,
+    /// The `first_version` the next record must have, once one record was appended.
+    next_version: Option<u64>,
+    poisoned: bool,
+    buf: Vec<u8>,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+impl SegmentWriter {
+    /// Creates `dir/segment_file_name(log_number)` (truncating any existing file), fsyncs
+    /// the directory so the new entry is durable, and returns the writer.
+    pub fn create(vfs: &dyn Vfs, dir: &Path, log_number: u64) -> Result<Self, Error> {
+        let path = dir.join(segment_file_name(log_number));
+        let file = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
+        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(SegmentWriter {
+            file,
+            path,
+            log_number,
+            synced_len: 0,
+            next_version: None,
+            poisoned: false,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Appends one frame per record with a single `write_all` for the whole group. Each
+    /// frame records the synced length at call time as its `durable_offset`. Nothing is
+    /// durable until [`SegmentWriter::sync`].
+    ///
+    /// Fails without writing anything if a record is too large for a frame or its versions
+    /// do not continue the previous record's (`first_version == prev.first_version +
+    /// prev.count`); empty batches are allowed and consume no versions.
+    pub fn append(&mut self, records: &[RecordRef<'_>]) -> Result<(), Error> {
+        self.check_usable()?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut next = self.next_version;
+        let mut total = 0usize;
+        for r in records {
+            let first = r.first_version.get();
+            let payload = PAYLOAD_HEADER_LEN + r.entries.encoded_len();
+            if payload > MAX_FRAME_LEN {
+                return Err(Error::io(
+                    &self.path,
+                    invalid(format!(
+                        "record of {payload} bytes exceeds the {MAX_FRAME_LEN}-byte frame limit"
+                    )),
+                ));
+            }
+            if let Some(expected) = next {
+                if first != expected {
+                    return Err(Error::io(
+                        &self.path,
+                        invalid(format!(
+                            "non-contiguous versions: expected first_version {expected}, got {first}"
+                        )),
+                    ));
+                }
+            }
+            next = Some(
+                first
+                    .checked_add(u64::from(r.entries.count()))
+                    .ok_or_else(|| {
+                        Error::io(&self.path, invalid("version overflow".to_string()))
+                    })?,
+            );
+            total += FRAME_HEADER_LEN + payload;
+        }
+        self.buf.clear();
+        self.buf.reserve(total);
+        for r in records {
+            let h = Header {
+                log_number: self.log_number,
+                durable_offset: self.synced_len,
+                first_version: r.first_version.get(),
+                commit_micros: r.commit_micros,
+                count: r.entries.count(),
+            };
+            encode_frame(&mut self.buf, &h, r.entries.as_bytes());
+        }
+        let res = self.file.write_all(&self.buf);
+        // Do not keep a huge buffer alive between groups.
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+        if let Err(e) = res {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.next_version = next;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (fsync) and remembers the synced length,
+    /// which later frames record as their `durable_offset`.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.check_usable()?;
+        if let Err(e) = self.file.sync() {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.synced_len = self.file.len();
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<(), Error> {
+        if self.poisoned {
+            return Err(Error::io(
+                &self.path,
+                io::Error::other("WAL writer is unusable after an earlier write or sync failure"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far (synced or not).
+    pub fn len(&self) -> u64 {
+        self.file.len()
+    }
+
+    /// True when nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes known durable: the length at the last successful [`SegmentWriter::sync`].
+    pub fn synced_len(&self) -> u64 {
+        self.synced_len
+    }
+
+    /// The segment's log number.
+    pub fn log_number(&self) -> u64 {
+        self.log_number
+    }
+
+    /// The segment file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `first_version` the next record must carry, once a record was
+    /// appended (`None` before the first append).
+    pub fn next_version(&self) -> Option<Version> {
+        self.next_version.map(Version)
+    }
+}
