@@ -1,0 +1,410 @@
+//! [`RunReader`]: opens a run file, answers point lookups and serves range iterators.
+//!
+//! Opening needs one map and a handful of reads from its end: the last 10 bytes give the
+//! footer length, the 40-byte private tail sits just before the footer, and the tail
+//! points to the private region (properties, block index, bloom filter). Tail, footer and
+//! private region are checksum-verified at open; each block is verified when it is first
+//! loaded, then kept decoded in the shared [`BlockCache`].
+
+use crate::block::{self, DecodedBlock};
+use crate::cache::BlockCache;
+use crate::error::Error;
+use crate::framing::{Tail, LEADING_MAGIC, TAIL_LEN, TRAILING_MAGIC};
+use crate::index::{self, Private};
+use crate::writer::RunMeta;
+use arrow_buffer::Buffer;
+use chronokv_snapshot::{internal_cmp, Bytes, Entry, Kind, Version};
+use chronokv_vfs::{MappedFile, Vfs};
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// An open run file. `Send + Sync`; share it as `Arc<RunReader>`.
+pub struct RunReader {
+    path: PathBuf,
+    id: u64,
+    cache: Arc<BlockCache>,
+    file: Buffer,
+    private: Private,
+    /// Ordinal of the first entry of each block, plus the total at the end.
+    starts: Vec<u64>,
+    meta: RunMeta,
+}
+
+impl std::fmt::Debug for RunReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunReader")
+            .field("path", &self.path)
+            .field("id", &self.id)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+/// Keeps the mapping alive for as long as arrow buffers point into it.
+struct MapOwner(#[allow(dead_code)] Arc<dyn MappedFile>);
+
+impl RunReader {
+    /// Maps the file and verifies the tail, footer and private region checksums; loads the
+    /// index and the bloom filter. `id` (the file number) keys the block cache.
+    pub fn open(
+        vfs: &dyn Vfs,
+        path: &Path,
+        id: u64,
+        cache: Arc<BlockCache>,
+    ) -> Result<Arc<RunReader>, Error> {
+        let map = vfs.map(path).map_err(|e| Error::io(path, e))?;
+        let bytes = map.bytes();
+        let corrupt = |off: u64, r: &str| Error::corrupt(path, off, r);
+        let len = bytes.len();
+        let min_len = LEADING_MAGIC.len() + 8 + TAIL_LEN + 10;
+        if len < min_len {
+            return Err(corrupt(0, "file too short for a run"));
+        }
+        if &bytes[..8] != LEADING_MAGIC {
+            return Err(corrupt(0, "leading ARROW1 magic missing"));
+        }
+        if &bytes[len - 6..] != TRAILING_MAGIC {
+            return Err(corrupt(len as u64 - 6, "trailing ARROW1 magic missing"));
+        }
+        let footer_len = i32::from_le_bytes([
+            bytes[len - 10],
+            bytes[len - 9],
+            bytes[len - 8],
+            bytes[len - 7],
+        ]);
+        let footer_start = usize::try_from(footer_len)
+            .ok()
+            .and_then(|f| (len - 10).checked_sub(f))
+            .filter(|&s| s >= min_len - 10)
+            .ok_or_else(|| corrupt(len as u64 - 10, "footer length out of range"))?;
+        let tail_start = footer_start - TAIL_LEN;
+        let tail = Tail::decode(&bytes[tail_start..footer_start])
+            .map_err(|r| corrupt(tail_start as u64, &r))?;
+        if crc32fast::hash(&bytes[footer_start..len - 10]) != tail.footer_crc {
+            return Err(corrupt(footer_start as u64, "footer checksum mismatch"));
+        }
+        let p_start = tail.private_offset;
+        if p_start < 16 || p_start.checked_add(tail.private_len) != Some(tail_start as u64) {
+            return Err(corrupt(
+                tail_start as u64,
+                "private region bounds disagree with the tail",
+            ));
+        }
+        let region = &bytes[p_start as usize..tail_start];
+        if crc32fast::hash(region) != tail.private_crc {
+            return Err(corrupt(p_start, "private region checksum mismatch"));
+        }
+        // Block messages end at the EOS marker that precedes the private region.
+        let eos = p_start - 8;
+        if bytes[eos as usize..p_start as usize] != crate::framing::EOS {
+            return Err(corrupt(eos, "end-of-stream marker missing"));
+        }
+        let private = index::decode(region, eos).map_err(|(o, r)| corrupt(p_start + o, &r))?;
+        let mut starts = Vec::with_capacity(private.entries.len() + 1);
+        let mut total = 0u64;
+        for e in &private.entries {
+            starts.push(total);
+            total += u64::from(e.row_count);
+        }
+        starts.push(total);
+        let first = &private.entries[0];
+        let last = &private.entries[private.entries.len() - 1];
+        let meta = RunMeta {
+            file_size: len as u64,
+            entry_count: private.entry_count,
+            block_count: private.entries.len() as u32,
+            min_key: private.key(first.first_key).to_vec(),
+            max_key: private.key(last.last_key).to_vec(),
+            min_version: Version(private.min_version),
+            max_version: Version(private.max_version),
+        };
+        let ptr = NonNull::new(bytes.as_ptr() as *mut u8).ok_or_else(|| corrupt(0, "null map"))?;
+        let owner: Arc<dyn arrow_buffer::alloc::Allocation> = Arc::new(MapOwner(map.clone()));
+        // SAFETY: `ptr` points to `len` readable bytes owned by `map`, which `owner` keeps
+        // alive; a MappedFile's bytes never change while it lives.
+        let file = unsafe { Buffer::from_custom_allocation(ptr, len, owner) };
+        Ok(Arc::new(RunReader {
+            path: path.to_path_buf(),
+            id,
+            cache,
+            file,
+            private,
+            starts,
+            meta,
+        }))
+    }
+
+    /// The run's properties.
+    pub fn meta(&self) -> &RunMeta {
+        &self.meta
+    }
+
+    /// The id given at open (the file number).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn decode_block(&self, i: usize) -> Result<DecodedBlock, Error> {
+        let e = &self.private.entries[i];
+        block::decode(
+            &self.file,
+            e,
+            self.private.key(e.first_key),
+            self.private.key(e.last_key),
+            &self.path,
+        )
+    }
+
+    /// Block `i`, from the cache or decoded (and cached).
+    pub(crate) fn block(&self, i: usize) -> Result<Arc<DecodedBlock>, Error> {
+        if let Some(b) = self.cache.get(self.id, i as u32) {
+            return Ok(b);
+        }
+        let b = Arc::new(self.decode_block(i)?);
+        self.cache.insert(self.id, i as u32, b.clone());
+        Ok(b)
+    }
+
+    fn block_count(&self) -> usize {
+        self.private.entries.len()
+    }
+
+    /// The first block whose last key is `>= key` (`inclusive`) or `> key`.
+    fn block_for(&self, key: &[u8], inclusive: bool) -> usize {
+        self.private.entries.partition_point(|e| {
+            let last = self.private.key(e.last_key);
+            if inclusive {
+                last < key
+            } else {
+                last <= key
+            }
+        })
+    }
+
+    /// The newest entry for `key` with version `<= snapshot`, tombstones included.
+    pub fn get(
+        &self,
+        key: &[u8],
+        snapshot: Version,
+    ) -> Result<Option<(Version, Kind, Bytes)>, Error> {
+        if key < self.meta.min_key.as_slice()
+            || key > self.meta.max_key.as_slice()
+            || self.meta.min_version > snapshot
+            || !self.private.bloom.check(&index::fingerprint(key))
+        {
+            return Ok(None);
+        }
+        let mut i = self.block_for(key, true);
+        while i < self.block_count() {
+            let e = &self.private.entries[i];
+            if self.private.key(e.first_key) > key {
+                return Ok(None);
+            }
+            if e.min_version <= snapshot.0 {
+                let b = self.block(i)?;
+                let row = b.lower_bound(key, snapshot);
+                if row < b.len() {
+                    if b.key(row) != key {
+                        return Ok(None);
+                    }
+                    let value = Bytes::copy_from_slice(b.values.value(row));
+                    return Ok(Some((b.version(row), b.kind(row), value)));
+                }
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
+
+    /// The ordinal of the first entry whose key is `>= key` (`inclusive`) or `> key`.
+    fn ordinal_for(&self, key: &[u8], inclusive: bool) -> Result<u64, Error> {
+        let i = self.block_for(key, inclusive);
+        if i >= self.block_count() {
+            return Ok(self.starts[i]);
+        }
+        let b = self.block(i)?;
+        Ok(self.starts[i] + b.key_bound(key, inclusive) as u64)
+    }
+
+    fn block_of(&self, ordinal: u64) -> usize {
+        self.starts.partition_point(|&s| s <= ordinal) - 1
+    }
+
+    /// Every entry whose user key is within the bounds, in internal order, from both ends.
+    pub fn range(self: &Arc<Self>, lo: Bound<Bytes>, hi: Bound<Bytes>) -> RunIter {
+        RunIter {
+            run: self.clone(),
+            lo,
+            hi,
+            state: State::Unstarted,
+        }
+    }
+
+    /// Reads and checks every block (checksums, types, order, index agreement, order across
+    /// blocks, bloom membership). Returns every problem found; empty means healthy.
+    pub fn verify(&self) -> Vec<Error> {
+        let mut errors = Vec::new();
+        let mut prev: Option<(Vec<u8>, Version)> = None;
+        for i in 0..self.block_count() {
+            let e = &self.private.entries[i];
+            match self.decode_block(i) {
+                Err(err) => errors.push(err),
+                Ok(b) => {
+                    if let Some((pk, pv)) = &prev {
+                        if internal_cmp(pk, *pv, b.key(0), b.version(0)) != Ordering::Less {
+                            errors.push(Error::corrupt(
+                                &self.path,
+                                e.msg_offset,
+                                format!("block {i} starts before the end of block {}", i - 1),
+                            ));
+                        }
+                    }
+                    for r in 0..b.len() {
+                        if !self.private.bloom.check(&index::fingerprint(b.key(r))) {
+                            errors.push(Error::corrupt(
+                                &self.path,
+                                e.msg_offset,
+                                format!("block {i} row {r}: key missing from the bloom filter"),
+                            ));
+                            break;
+                        }
+                    }
+                    let n = b.len() - 1;
+                    prev = Some((b.key(n).to_vec(), b.version(n)));
+                }
+            }
+        }
+        errors
+    }
+}
+
+enum State {
+    Unstarted,
+    Active {
+        front: u64,
+        back: u64,
+        front_block: Option<(usize, Arc<DecodedBlock>)>,
+        back_block: Option<(usize, Arc<DecodedBlock>)>,
+    },
+    Done,
+}
+
+/// A double-ended iterator over a run's entries within key bounds. Front and back never
+/// yield the same entry; after an error it yields nothing more.
+pub struct RunIter {
+    run: Arc<RunReader>,
+    lo: Bound<Bytes>,
+    hi: Bound<Bytes>,
+    state: State,
+}
+
+impl std::fmt::Debug for RunIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunIter")
+            .field("run", &self.run.path)
+            .finish()
+    }
+}
+
+impl RunIter {
+    fn start(&mut self) -> Result<(), Error> {
+        if let State::Unstarted = self.state {
+            let run = &self.run;
+            let front = match &self.lo {
+                Bound::Unbounded => 0,
+                Bound::Included(k) => run.ordinal_for(k, true)?,
+                Bound::Excluded(k) => run.ordinal_for(k, false)?,
+            };
+            let back = match &self.hi {
+                Bound::Unbounded => run.meta.entry_count,
+                Bound::Included(k) => run.ordinal_for(k, false)?,
+                Bound::Excluded(k) => run.ordinal_for(k, true)?,
+            };
+            self.state = State::Active {
+                front,
+                back,
+                front_block: None,
+                back_block: None,
+            };
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, forward: bool) -> Result<Option<Entry>, Error> {
+        self.start()?;
+        let run = self.run.clone();
+        let State::Active {
+            front,
+            back,
+            front_block,
+            back_block,
+        } = &mut self.state
+        else {
+            return Ok(None);
+        };
+        if *front >= *back {
+            return Ok(None);
+        }
+        let ord = if forward { *front } else { *back - 1 };
+        let slot = if forward { front_block } else { back_block };
+        let bi = run.block_of(ord);
+        if slot.as_ref().is_none_or(|(i, _)| *i != bi) {
+            *slot = Some((bi, run.block(bi)?));
+        }
+        let Some((_, b)) = slot.as_ref() else {
+            return Ok(None);
+        };
+        let row = (ord - run.starts[bi]) as usize;
+        let entry = Entry {
+            key: Bytes::copy_from_slice(b.key(row)),
+            version: b.version(row),
+            kind: b.kind(row),
+            value: Bytes::copy_from_slice(b.values.value(row)),
+        };
+        if forward {
+            *front += 1;
+        } else {
+            *back -= 1;
+        }
+        Ok(Some(entry))
+    }
+
+    fn next_in(&mut self, forward: bool) -> Option<Result<Entry, Error>> {
+        if let State::Done = self.state {
+            return None;
+        }
+        match self.step(forward) {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.state = State::Done;
+                None
+            }
+            Err(e) => {
+                self.state = State::Done;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Iterator for RunIter {
+    type Item = Result<Entry, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_in(true)
+    }
+}
+
+impl DoubleEndedIterator for RunIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.next_in(false)
+    }
+}

@@ -1,0 +1,579 @@
+//! Unit tests of the whole crate: round trips against a `BTreeMap` oracle, block layout
+//! edge cases, compression, the cache, durability and corruption handling.
+
+use crate::*;
+use arrow_array::{Array, BinaryArray, UInt64Array, UInt8Array};
+use chronokv_snapshot::{Bytes, Entry, Kind, Version};
+use chronokv_vfs::{MemFs, Vfs};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+type Row = (Vec<u8>, u64, Kind, Vec<u8>);
+
+fn fs() -> (MemFs, PathBuf) {
+    let fs = MemFs::new();
+    fs.create_dir_all(Path::new("/db")).unwrap();
+    (fs, PathBuf::from("/db/000001.run"))
+}
+
+fn write(fs: &MemFs, path: &Path, rows: &[Row], opts: RunWriterOptions) -> RunMeta {
+    let mut w = RunWriter::create(Arc::new(fs.clone()), path, opts).unwrap();
+    for (k, v, kind, val) in rows {
+        w.add(k, Version(*v), *kind, val).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn open(fs: &MemFs, path: &Path) -> Arc<RunReader> {
+    RunReader::open(fs, path, 1, BlockCache::new(1 << 20)).unwrap()
+}
+
+fn small_blocks() -> RunWriterOptions {
+    RunWriterOptions {
+        block_target_bytes: 64,
+        block_max_rows: 5,
+        ..Default::default()
+    }
+}
+
+fn put(k: &str, v: u64, val: &str) -> Row {
+    (k.as_bytes().to_vec(), v, Kind::Put, val.as_bytes().to_vec())
+}
+
+fn del(k: &str, v: u64) -> Row {
+    (k.as_bytes().to_vec(), v, Kind::Delete, Vec::new())
+}
+
+fn as_row(e: Entry) -> Row {
+    (e.key.to_vec(), e.version.0, e.kind, e.value.to_vec())
+}
+
+/// The oracle's answer to `get`.
+fn oracle_get(rows: &[Row], key: &[u8], snap: u64) -> Option<(Version, Kind, Bytes)> {
+    rows.iter()
+        .find(|r| r.0 == key && r.1 <= snap)
+        .map(|r| (Version(r.1), r.2, Bytes::from(r.3.clone())))
+}
+
+fn in_bounds(k: &[u8], lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> bool {
+    let lo_ok = match lo {
+        Bound::Unbounded => true,
+        Bound::Included(b) => k >= &b[..],
+        Bound::Excluded(b) => k > &b[..],
+    };
+    let hi_ok = match hi {
+        Bound::Unbounded => true,
+        Bound::Included(b) => k <= &b[..],
+        Bound::Excluded(b) => k < &b[..],
+    };
+    lo_ok && hi_ok
+}
+
+/// Sorted, deduplicated rows in internal order from a random map.
+type RandomRows = BTreeMap<(Vec<u8>, std::cmp::Reverse<u64>), (bool, Vec<u8>)>;
+
+fn sorted(map: RandomRows) -> Vec<Row> {
+    map.into_iter()
+        .map(|((k, v), (is_put, val))| {
+            if is_put {
+                (k, v.0, Kind::Put, val)
+            } else {
+                (k, v.0, Kind::Delete, Vec::new())
+            }
+        })
+        .collect()
+}
+
+fn bound_strategy() -> impl Strategy<Value = Bound<Bytes>> {
+    prop_oneof![
+        Just(Bound::Unbounded),
+        proptest::collection::vec(0u8..6, 0..3).prop_map(|k| Bound::Included(Bytes::from(k))),
+        proptest::collection::vec(0u8..6, 0..3).prop_map(|k| Bound::Excluded(Bytes::from(k))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn round_trip_matches_oracle(
+        map in proptest::collection::btree_map(
+            (proptest::collection::vec(0u8..6, 0..3), (1u64..30).prop_map(std::cmp::Reverse)),
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..20)),
+            1..80),
+        target in 1usize..200,
+        max_rows in 1usize..10,
+        zstd in any::<bool>(),
+        gets in proptest::collection::vec((proptest::collection::vec(0u8..6, 0..3), 0u64..32), 0..40),
+        lo in bound_strategy(),
+        hi in bound_strategy(),
+        pattern in proptest::collection::vec(any::<bool>(), 0..100),
+    ) {
+        let rows = sorted(map);
+        let (fs, path) = fs();
+        let opts = RunWriterOptions {
+            block_target_bytes: target,
+            block_max_rows: max_rows,
+            compression: if zstd { Compression::Zstd { level: 1 } } else { Compression::None },
+            ..Default::default()
+        };
+        let meta = write(&fs, &path, &rows, opts);
+        let run = open(&fs, &path);
+        prop_assert_eq!(run.meta(), &meta);
+        prop_assert_eq!(meta.entry_count as usize, rows.len());
+        prop_assert!(run.verify().is_empty());
+        for r in &rows {
+            prop_assert_eq!(run.get(&r.0, Version(r.1)).unwrap(), oracle_get(&rows, &r.0, r.1));
+        }
+        for (k, s) in &gets {
+            prop_assert_eq!(run.get(k, Version(*s)).unwrap(), oracle_get(&rows, k, *s));
+        }
+        let expect: Vec<Row> = rows.iter().filter(|r| in_bounds(&r.0, &lo, &hi)).cloned().collect();
+        let fwd: Vec<Row> = run.range(lo.clone(), hi.clone()).map(|e| as_row(e.unwrap())).collect();
+        prop_assert_eq!(&fwd, &expect);
+        let mut bwd: Vec<Row> = run.range(lo.clone(), hi.clone()).rev().map(|e| as_row(e.unwrap())).collect();
+        bwd.reverse();
+        prop_assert_eq!(&bwd, &expect);
+        let mut it = run.range(lo, hi);
+        let (mut front, mut back) = (Vec::new(), Vec::new());
+        for i in 0.. {
+            let from_front = pattern.get(i).copied().unwrap_or(i % 2 == 0);
+            let item = if from_front { it.next() } else { it.next_back() };
+            match item {
+                Some(e) => if from_front { front.push(as_row(e.unwrap())) } else { back.push(as_row(e.unwrap())) },
+                None => break,
+            }
+        }
+        prop_assert!(it.next().is_none() && it.next_back().is_none());
+        back.reverse();
+        front.extend(back);
+        prop_assert_eq!(front, expect);
+    }
+}
+
+#[test]
+fn multi_block_and_versions_spanning_blocks() {
+    let (fs, path) = fs();
+    let mut rows = vec![put("a", 1, "x")];
+    for v in (1..=23).rev() {
+        rows.push(put("k", v, &format!("value-{v}")));
+    }
+    rows.push(del("m", 9));
+    rows.push(put("m", 3, ""));
+    rows.push(put("z", 2, "last"));
+    let meta = write(&fs, &path, &rows, small_blocks());
+    assert!(meta.block_count >= 6, "{meta:?}");
+    assert_eq!(meta.min_key, b"a");
+    assert_eq!(meta.max_key, b"z");
+    assert_eq!(
+        (meta.min_version, meta.max_version),
+        (Version(1), Version(23))
+    );
+    let run = open(&fs, &path);
+    for snap in 0..30 {
+        assert_eq!(
+            run.get(b"k", Version(snap)).unwrap(),
+            oracle_get(&rows, b"k", snap),
+            "snap {snap}"
+        );
+    }
+    // Tombstone vs empty value.
+    assert_eq!(
+        run.get(b"m", Version(10)).unwrap(),
+        Some((Version(9), Kind::Delete, Bytes::new()))
+    );
+    assert_eq!(
+        run.get(b"m", Version(5)).unwrap(),
+        Some((Version(3), Kind::Put, Bytes::new()))
+    );
+    assert_eq!(run.get(b"m", Version(2)).unwrap(), None);
+    assert_eq!(run.get(b"b", Version::MAX).unwrap(), None);
+    assert_eq!(run.get(b"zz", Version::MAX).unwrap(), None);
+    let keys: Vec<Row> = run
+        .range(
+            Bound::Included(Bytes::from_static(b"k")),
+            Bound::Excluded(Bytes::from_static(b"m")),
+        )
+        .map(|e| as_row(e.unwrap()))
+        .collect();
+    assert_eq!(keys.len(), 23);
+    assert!(run.verify().is_empty());
+}
+
+#[test]
+fn large_values_get_their_own_blocks() {
+    let (fs, path) = fs();
+    let big = vec![7u8; 100 * 1024];
+    let huge: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let rows: Vec<Row> = vec![
+        put("a", 5, "small"),
+        (b"b".to_vec(), 4, Kind::Put, big.clone()),
+        put("c", 3, "small"),
+        (b"d".to_vec(), 2, Kind::Put, huge.clone()),
+        put("e", 1, "tail"),
+    ];
+    for compression in [Compression::None, Compression::Zstd { level: 3 }] {
+        let opts = RunWriterOptions {
+            compression,
+            ..Default::default()
+        };
+        let meta = write(&fs, &path, &rows, opts);
+        assert_eq!(meta.block_count, 5, "{compression:?}");
+        let run = open(&fs, &path);
+        assert_eq!(run.get(b"b", Version::MAX).unwrap().unwrap().2, big);
+        assert_eq!(run.get(b"d", Version::MAX).unwrap().unwrap().2, huge);
+        assert_eq!(
+            run.get(b"e", Version::MAX).unwrap().unwrap().2,
+            &b"tail"[..]
+        );
+        assert!(run.verify().is_empty());
+        if compression != Compression::None {
+            assert!(
+                meta.file_size < 1024 * 1024,
+                "zstd should shrink the file: {meta:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn zstd_round_trip() {
+    let (fs, path) = fs();
+    let rows: Vec<Row> = (0..2000)
+        .map(|i| put(&format!("key{i:05}"), 10, &"v".repeat(i % 50)))
+        .collect();
+    let opts = RunWriterOptions {
+        compression: Compression::Zstd { level: 1 },
+        block_target_bytes: 4096,
+        ..Default::default()
+    };
+    let meta = write(&fs, &path, &rows, opts);
+    assert!(meta.block_count > 1);
+    let run = open(&fs, &path);
+    let all: Vec<Row> = run
+        .range(Bound::Unbounded, Bound::Unbounded)
+        .map(|e| as_row(e.unwrap()))
+        .collect();
+    assert_eq!(all, rows);
+    assert_eq!(
+        run.get(b"key01234", Version(10)).unwrap().unwrap().2,
+        "v".repeat(1234 % 50)
+    );
+}
+
+#[test]
+fn cache_hit_path() {
+    let (fs, path) = fs();
+    let rows: Vec<Row> = (0..100).map(|i| put(&format!("k{i:03}"), 1, "v")).collect();
+    write(&fs, &path, &rows, small_blocks());
+    let cache = BlockCache::new(1 << 20);
+    let run = RunReader::open(&fs, &path, 7, cache.clone()).unwrap();
+    assert!(run.get(b"k050", Version(1)).unwrap().is_some());
+    let misses = cache.misses();
+    let hits = cache.hits();
+    assert!(cache.weight() > 0);
+    assert!(run.get(b"k050", Version(1)).unwrap().is_some());
+    assert_eq!(cache.misses(), misses);
+    assert_eq!(cache.hits(), hits + 1);
+    cache.remove_run(7);
+    assert_eq!(cache.weight(), 0);
+    // A tiny cache still answers correctly.
+    let tiny = BlockCache::new(1);
+    let run = RunReader::open(&fs, &path, 8, tiny).unwrap();
+    for r in &rows {
+        assert!(run.get(&r.0, Version(1)).unwrap().is_some());
+    }
+}
+
+#[test]
+fn invalid_input_is_rejected() {
+    let (fs, path) = fs();
+    let vfs: Arc<dyn Vfs> = Arc::new(fs.clone());
+    let mut w = RunWriter::create(vfs.clone(), &path, RunWriterOptions::default()).unwrap();
+    w.add(b"b", Version(5), Kind::Put, b"x").unwrap();
+    assert!(matches!(
+        w.add(b"a", Version(9), Kind::Put, b"x"),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        w.add(b"b", Version(5), Kind::Put, b"x"),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        w.add(b"b", Version(6), Kind::Put, b"x"),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        w.add(b"c", Version(1), Kind::Delete, b"x"),
+        Err(Error::InvalidInput(_))
+    ));
+    w.add(b"b", Version(4), Kind::Delete, b"").unwrap();
+    w.finish().unwrap();
+    let w = RunWriter::create(
+        vfs.clone(),
+        Path::new("/db/empty.run"),
+        RunWriterOptions::default(),
+    )
+    .unwrap();
+    assert!(matches!(w.finish(), Err(Error::InvalidInput(_))));
+    assert!(!fs.exists(Path::new("/db/empty.run")) && !fs.exists(Path::new("/db/empty.run.tmp")));
+    let bad = RunWriterOptions {
+        compression: Compression::Zstd { level: 1000 },
+        ..Default::default()
+    };
+    assert!(matches!(
+        RunWriter::create(vfs.clone(), &path, bad),
+        Err(Error::InvalidInput(_))
+    ));
+    let bad = RunWriterOptions {
+        bloom_fp_rate: 0.0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        RunWriter::create(vfs, &path, bad),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn finished_run_survives_a_crash_and_tmp_is_gone() {
+    let (fs, path) = fs();
+    let meta = write(&fs, &path, &[put("a", 1, "x")], RunWriterOptions::default());
+    assert!(!fs.exists(Path::new("/db/000001.run.tmp")));
+    let crashed = fs.crash_clone();
+    assert_eq!(crashed.file_size(&path).unwrap(), meta.file_size);
+    let run = open(&crashed, &path);
+    assert_eq!(run.get(b"a", Version(1)).unwrap().unwrap().2, &b"x"[..]);
+    // Dropping an unfinished writer removes its temporary file.
+    let mut w = RunWriter::create(
+        Arc::new(fs.clone()),
+        Path::new("/db/2.run"),
+        RunWriterOptions::default(),
+    )
+    .unwrap();
+    w.add(b"a", Version(1), Kind::Put, b"x").unwrap();
+    drop(w);
+    assert!(!fs.exists(Path::new("/db/2.run.tmp")));
+}
+
+/// Reads a run with arrow-rs's own readers (validation on), as file and as stream.
+#[test]
+fn arrow_readers_read_every_block() {
+    let (fs, path) = fs();
+    let rows: Vec<Row> = (0..300)
+        .map(|i| put(&format!("k{i:04}"), 1000 - i, &format!("v{i}")))
+        .collect();
+    for compression in [Compression::None, Compression::Zstd { level: 1 }] {
+        let opts = RunWriterOptions {
+            block_target_bytes: 512,
+            compression,
+            ..Default::default()
+        };
+        let meta = write(&fs, &path, &rows, opts);
+        let bytes = fs.read(&path).unwrap();
+        let file =
+            arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes.clone()), None)
+                .unwrap();
+        assert_eq!(file.num_batches(), meta.block_count as usize);
+        assert_eq!(
+            file.schema()
+                .metadata()
+                .get("chronokv.sort")
+                .map(String::as_str),
+            Some("key ASC, version DESC")
+        );
+        assert!(file.custom_metadata().contains_key("chronokv.private"));
+        let stream = arrow_ipc::reader::StreamReader::try_new(
+            std::io::Cursor::new(bytes[8..].to_vec()),
+            None,
+        )
+        .unwrap();
+        for reader in [
+            Box::new(file) as Box<dyn Iterator<Item = _>>,
+            Box::new(stream),
+        ] {
+            let mut got = Vec::new();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let c = batch.columns();
+                let k = c[0].as_any().downcast_ref::<BinaryArray>().unwrap();
+                let v = c[1].as_any().downcast_ref::<UInt64Array>().unwrap();
+                let kd = c[2].as_any().downcast_ref::<UInt8Array>().unwrap();
+                let val = c[3].as_any().downcast_ref::<BinaryArray>().unwrap();
+                for i in 0..batch.num_rows() {
+                    got.push((
+                        k.value(i).to_vec(),
+                        v.value(i),
+                        Kind::from_u8(kd.value(i)).unwrap(),
+                        val.value(i).to_vec(),
+                    ));
+                }
+                assert_eq!(k.null_count(), 0);
+            }
+            assert_eq!(got, rows);
+        }
+    }
+}
+
+/// Every single-byte flip and many truncations: no panic, and damage is reported.
+#[test]
+fn corruption_is_detected_never_panics() {
+    let (fs, path) = fs();
+    let rows = vec![
+        put("a", 3, "one"),
+        del("a", 2),
+        put("b", 1, "two"),
+        put("c", 5, ""),
+        put("d", 4, "four"),
+    ];
+    let opts = RunWriterOptions {
+        block_target_bytes: 8,
+        ..Default::default()
+    };
+    let meta = write(&fs, &path, &rows, opts);
+    let original = fs.read(&path).unwrap();
+    assert_eq!(original.len() as u64, meta.file_size);
+    let cache = BlockCache::new(1 << 20);
+    // Exercise every read path; return whether any corruption was reported.
+    let exercise = |fs: &MemFs, id: u64| -> bool {
+        let run = match RunReader::open(fs, &path, id, cache.clone()) {
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert!(e.to_string().contains("000001.run"), "{e}");
+                return true;
+            }
+            Ok(r) => r,
+        };
+        let mut reported = !run.verify().is_empty();
+        for r in &rows {
+            match run.get(&r.0, Version(r.1)) {
+                Err(e) => {
+                    assert!(e.is_corruption());
+                    reported = true;
+                }
+                Ok(got) => {
+                    if got != oracle_get(&rows, &r.0, r.1) {
+                        // Wrong answers are only acceptable if something reported damage.
+                        reported = reported || !run.verify().is_empty();
+                    }
+                }
+            }
+        }
+        let fwd: Vec<_> = run.range(Bound::Unbounded, Bound::Unbounded).collect();
+        let bwd: Vec<_> = run
+            .range(Bound::Unbounded, Bound::Unbounded)
+            .rev()
+            .collect();
+        reported |= fwd.iter().chain(bwd.iter()).any(|r| r.is_err());
+        reported
+    };
+    let mut id = 100;
+    for offset in 0..original.len() {
+        let copy = MemFs::new();
+        copy.create_dir_all(Path::new("/db")).unwrap();
+        let mut f = copy.create(&path).unwrap();
+        let mut bytes = original.clone();
+        bytes[offset] ^= 0x5a;
+        f.write_all(&bytes).unwrap();
+        drop(f);
+        id += 1;
+        let reported = exercise(&copy, id);
+        // Block messages, the private region, the tail and the footer are all covered by
+        // checksums; only padding inside the schema message is not.
+        if offset >= 8 + schema_message_len(&original) {
+            assert!(
+                reported,
+                "flip at offset {offset} of {} went unnoticed",
+                original.len()
+            );
+        }
+    }
+    for len in (0..original.len()).step_by(3) {
+        fs.truncate(&path, len).unwrap();
+        id += 1;
+        assert!(exercise(&fs, id), "truncation to {len} went unnoticed");
+        let mut f = fs.create(&path).unwrap();
+        f.write_all(&original).unwrap();
+    }
+}
+
+/// The schema message (magic excluded) is the one part of the file without a CRC.
+fn schema_message_len(file: &[u8]) -> usize {
+    let meta_len = i32::from_le_bytes(file[12..16].try_into().unwrap()) as usize;
+    8 + meta_len
+}
+
+#[test]
+fn private_tail_and_index_example() {
+    // Pins the layout described in docs/format/run.md.
+    let (fs, path) = fs();
+    let rows = vec![
+        put("apple", 2, "red"),
+        del("apple", 1),
+        put("kiwi", 3, "green"),
+    ];
+    let meta = write(
+        &fs,
+        &path,
+        &rows,
+        RunWriterOptions {
+            block_max_rows: 2,
+            ..Default::default()
+        },
+    );
+    let bytes = fs.read(&path).unwrap();
+    let n = bytes.len();
+    assert_eq!(&bytes[..8], b"ARROW1\0\0");
+    assert_eq!(&bytes[n - 6..], b"ARROW1");
+    let footer_len = i32::from_le_bytes(bytes[n - 10..n - 6].try_into().unwrap()) as usize;
+    let tail = &bytes[n - 10 - footer_len - 40..n - 10 - footer_len];
+    assert_eq!(&tail[32..], b"CKVRUN01");
+    let p_off = u64::from_le_bytes(tail[0..8].try_into().unwrap()) as usize;
+    let p_len = u64::from_le_bytes(tail[8..16].try_into().unwrap()) as usize;
+    assert_eq!(p_off + p_len, n - 10 - footer_len - 40);
+    assert_eq!(
+        &bytes[p_off - 8..p_off],
+        &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]
+    );
+    let private = &bytes[p_off..p_off + p_len];
+    assert_eq!(
+        u32::from_le_bytes(private[16..20].try_into().unwrap()),
+        meta.block_count
+    );
+    assert_eq!(meta.block_count, 2);
+    // Block bodies start at 64-byte aligned file offsets.
+    for b in 0..2 {
+        let e = &private[96 + 72 * b..96 + 72 * (b + 1)];
+        let off = u64::from_le_bytes(e[0..8].try_into().unwrap());
+        let meta_len = u32::from_le_bytes(e[8..12].try_into().unwrap()) as u64;
+        assert_eq!((off + meta_len) % 64, 0);
+    }
+    if std::env::var_os("CHRONOKV_DUMP").is_some() {
+        println!(
+            "file size {n}, private region at {p_off} ({p_len} bytes), footer {footer_len} bytes"
+        );
+        hexdump("private region", p_off, private);
+        hexdump("tail", n - 10 - footer_len - 40, tail);
+    }
+}
+
+fn hexdump(title: &str, base: usize, bytes: &[u8]) {
+    println!("{title}:");
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+        let ascii: String = chunk
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        println!("{:08x}  {:<47}  |{}|", base + i * 16, hex.join(" "), ascii);
+    }
+}
