@@ -1,1 +1,32 @@
-//! placeholder
+//! chronokv: an embeddable, LSM-based, key-versioned storage engine.
+//!
+//! ```
+//! use chronokv::{Db, Options, WriteBatch};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Db::open(dir.path(), Options::default())?;
+//! let v1 = db.put("greeting", "hello")?;
+//! let mut batch = WriteBatch::new();
+//! batch.put("a", "1").put("b", "2").delete("greeting");
+//! let v2 = db.write(batch)?; // atomic: all three or none
+//! assert!(v2 > v1);
+//! assert_eq!(db.get("a")?.as_deref(), Some(&b"1"[..]));
+//! assert_eq!(db.get("greeting")?, None);
+//! let keys: Vec<_> = db.scan("a".."z").map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+//! assert_eq!(keys, vec!["a", "b"]);
+//! db.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! See `README.md` for the design and `docs/format/` for every on-disk layout.
+
+pub use chronokv_engine::{
+    Bytes, Compression, Db, Durability, Error, Iter, Options, RecoveryMode, Result, Version,
+    WriteBatch,
+};
+
+/// The file-system seam: implement [`vfs::Vfs`] to run chronokv on other storage, or use
+/// [`vfs::MemFs`] in tests (it can simulate a power loss with `crash_clone`).
+pub mod vfs {
+    pub use chronokv_vfs::{DirLock, MappedFile, MemFs, RealFs, Vfs, WritableFile};
+}

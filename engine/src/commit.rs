@@ -1,0 +1,198 @@
+//! Group commit.
+//!
+//! Writers queue up; the writer at the front becomes the leader, takes every batch queued
+//! behind it (up to a byte budget), and for the whole group does one WAL write and at most
+//! one fsync, assigns consecutive versions, inserts into the memtable and publishes the new
+//! visible version. Followers sleep until the leader hands them their result. Only one
+//! leader runs at a time, so versions are published in order and a batch becomes visible
+//! all at once.
+
+use crate::batch::WriteBatch;
+use crate::error::{Error, Result};
+use crate::inner::Inner;
+use crate::options::Durability;
+use bytes::Bytes;
+use chronokv_snapshot::Version;
+use chronokv_wal::RecordRef;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A group never grows past this many encoded bytes (unless its leader alone is larger).
+const GROUP_BYTES: usize = 4 << 20;
+
+struct Slot {
+    batch: WriteBatch,
+    sync: bool,
+    result: Mutex<Option<Result<Version>>>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    queue: VecDeque<Arc<Slot>>,
+    leader_active: bool,
+}
+
+/// The queue of writers waiting to commit.
+#[derive(Default)]
+pub struct CommitQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+impl CommitQueue {
+    /// Commits `batch` and returns the version of its last entry.
+    pub fn commit(
+        &self,
+        inner: &Inner,
+        batch: WriteBatch,
+        durability: Durability,
+    ) -> Result<Version> {
+        batch.validate()?;
+        inner.check_writable()?;
+        let me = Arc::new(Slot {
+            batch,
+            sync: durability == Durability::Sync,
+            result: Mutex::new(None),
+        });
+        let mut q = self.state.lock();
+        q.queue.push_back(me.clone());
+        loop {
+            if let Some(r) = me.result.lock().take() {
+                return r;
+            }
+            let at_front = q.queue.front().is_some_and(|f| Arc::ptr_eq(f, &me));
+            if at_front && !q.leader_active {
+                break;
+            }
+            self.wake.wait(&mut q);
+        }
+        q.leader_active = true;
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = q.queue.front() {
+            if !group.is_empty() && bytes + next.batch.encoded_len() > GROUP_BYTES {
+                break;
+            }
+            bytes += next.batch.encoded_len();
+            group.extend(q.queue.pop_front());
+        }
+        drop(q);
+
+        let outcome = commit_group(inner, &group);
+        let mut q = self.state.lock();
+        for (i, slot) in group.iter().enumerate() {
+            let r = match &outcome {
+                Ok(versions) => Ok(versions[i]),
+                Err(e) if i == 0 => Err(clone_for_leader(e)),
+                Err(e) => Err(Error::Poisoned {
+                    reason: e.to_string(),
+                }),
+            };
+            *slot.result.lock() = Some(r);
+        }
+        q.leader_active = false;
+        self.wake.notify_all();
+        drop(q);
+        let mine = me.result.lock().take();
+        mine.unwrap_or(Err(Error::Closed))
+    }
+}
+
+/// The leader keeps the original error's kind where it can.
+fn clone_for_leader(e: &Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Corruption {
+            file,
+            offset,
+            reason,
+        } => Error::Corruption {
+            file: file.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        Error::Poisoned { reason } => Error::Poisoned {
+            reason: reason.clone(),
+        },
+        Error::Closed => Error::Closed,
+        other => Error::Poisoned {
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Logs, applies and publishes one group; returns each batch's version.
+fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
+    let mut wal = inner.wal.lock();
+    inner.check_writable()?;
+    if inner.current_view().active.approx_bytes() >= inner.opts.memtable_size {
+        inner.seal_memtable(&mut wal)?;
+    }
+    let micros = now_micros();
+    let mut next = wal.last_version + 1;
+    let mut versions = Vec::with_capacity(group.len());
+    let mut records = Vec::with_capacity(group.len());
+    for slot in group {
+        let count = u64::from(slot.batch.entries.count());
+        if count > 0 {
+            records.push(RecordRef {
+                first_version: Version(next),
+                commit_micros: micros,
+                entries: &slot.batch.entries,
+            });
+        }
+        next += count;
+        versions.push(Version(next - 1));
+    }
+    if records.is_empty() {
+        return Ok(versions);
+    }
+    let logged = wal.writer.append(&records).and_then(|()| {
+        if group.iter().any(|s| s.sync) {
+            wal.writer.sync()
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = logged {
+        let e = Error::from(e);
+        inner.poison(&e);
+        return Err(e);
+    }
+    let mem = inner.current_view().active.clone();
+    for r in &records {
+        for (i, entry) in r.entries.iter().enumerate() {
+            // The WAL encoder produced these bytes a moment ago; they always decode.
+            debug_assert!(
+                entry.is_ok(),
+                "a batch encoded by this process failed to decode"
+            );
+            let Ok((kind, key, value)) = entry else {
+                continue;
+            };
+            let version = Version(r.first_version.0 + i as u64);
+            mem.insert(
+                Bytes::copy_from_slice(key),
+                version,
+                kind,
+                Bytes::copy_from_slice(value),
+            );
+        }
+    }
+    wal.last_version = next - 1;
+    inner.visible.store(next - 1, Ordering::Release);
+    Ok(versions)
+}

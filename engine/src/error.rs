@@ -1,0 +1,127 @@
+//! The one public error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in chronokv.
+///
+/// What to do about each kind:
+/// - [`Error::Io`]: the operating system refused an operation; check disk space and
+///   permissions. A failed write or sync also poisons the database (see `Poisoned`).
+/// - [`Error::Corruption`]: a file's bytes are not what chronokv wrote. The error names the
+///   file and the byte offset. Restore from a backup or open with a laxer `RecoveryMode`.
+/// - [`Error::InvalidArgument`]: the call itself was wrong (a key over 64 KiB, say).
+/// - [`Error::Locked`]: another `Db` (in this or another process) has the directory open.
+/// - [`Error::Poisoned`]: an earlier write or sync failed, so the database stopped accepting
+///   writes rather than risk acknowledging lost data. Reads still work; reopen to recover.
+/// - [`Error::Closed`]: the database was closed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A file's content is damaged or inconsistent.
+    #[error("corruption in {} at offset {offset}: {reason}", file.display())]
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// The byte offset where the damage was found.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The arguments of a call are invalid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The directory is held by another open database.
+    #[error("database directory is locked by another open Db: {}", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A previous write failure stopped all writes; reopen the database.
+    #[error("database is read-only after an earlier failure: {reason}")]
+    Poisoned {
+        /// The failure that poisoned the database.
+        reason: String,
+    },
+    /// The database was closed.
+    #[error("database is closed")]
+    Closed,
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corruption(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+impl From<chronokv_wal::Error> for Error {
+    fn from(e: chronokv_wal::Error) -> Self {
+        match e {
+            chronokv_wal::Error::Io { path, source } => Error::Io { path, source },
+            chronokv_wal::Error::Corruption {
+                path,
+                offset,
+                reason,
+            } => Error::Corruption {
+                file: path,
+                offset,
+                reason,
+            },
+            other => Error::Corruption {
+                file: PathBuf::new(),
+                offset: 0,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<chronokv_runs::Error> for Error {
+    fn from(e: chronokv_runs::Error) -> Self {
+        match e {
+            chronokv_runs::Error::Io { path, source } => Error::Io { path, source },
+            chronokv_runs::Error::Corruption {
+                path,
+                offset,
+                reason,
+            } => Error::Corruption {
+                file: path,
+                offset,
+                reason,
+            },
+            chronokv_runs::Error::InvalidInput(m) => Error::InvalidArgument(m),
+            other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The names of the files in a database directory.
+//!
+//! ```text
+//! LOCK              held while a Db is open
+//! CURRENT           names the live manifest ("MANIFEST-000004\n"), replaced atomically
+//! MANIFEST-000004   the log of version edits
+//! 000005.wal        a WAL segment (one per memtable)
+//! 000006.arrow      a run file (an Arrow IPC file)
+//! *.tmp             a file being written; never referenced, removed at open
+//! ```
+//! WAL segments, runs and manifests share one counter of file numbers, persisted in the
+//! manifest, so a number is never reused across restarts.
+
+use std::path::{Path, PathBuf};
+
+pub const LOCK: &str = "LOCK";
+pub const CURRENT: &str = "CURRENT";
+const MANIFEST_PREFIX: &str = "MANIFEST-";
+const RUN_SUFFIX: &str = ".arrow";
+
+/// A file chronokv recognises in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Manifest(u64),
+    Wal(u64),
+    Run(u64),
+    Temp,
+}
+
+pub fn manifest_name(n: u64) -> String {
+    format!("{MANIFEST_PREFIX}{n:06}")
+}
+
+pub fn run_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:06}{RUN_SUFFIX}"))
+}
+
+pub fn wal_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(chronokv_wal::segment_file_name(n))
+}
+
+fn number(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Classifies a directory entry; `None` for files that are not chronokv's.
+pub fn classify(name: &str) -> Option<FileKind> {
+    if name.ends_with(".tmp") {
+        return Some(FileKind::Temp);
+    }
+    if let Some(n) = name.strip_prefix(MANIFEST_PREFIX).and_then(number) {
+        return Some(FileKind::Manifest(n));
+    }
+    if let Some(n) = name.strip_suffix(RUN_SUFFIX).and_then(number) {
+        return Some(FileKind::Run(n));
+    }
+    chronokv_wal::parse_segment_file_name(name).map(FileKind::Wal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(classify(&manifest_name(4)), Some(FileKind::Manifest(4)));
+        let run = run_path(Path::new("/d"), 12);
+        assert_eq!(
+            classify(run.file_name().unwrap().to_str().unwrap()),
+            Some(FileKind::Run(12))
+        );
+        let wal = wal_path(Path::new("/d"), 7);
+        assert_eq!(
+            classify(wal.file_name().unwrap().to_str().unwrap()),
+            Some(FileKind::Wal(7))
+        );
+        assert_eq!(classify("000001.arrow.tmp"), Some(FileKind::Temp));
+        assert_eq!(classify("notes.txt"), None);
+        assert_eq!(classify("MANIFEST-x1"), None);
+    }
+}

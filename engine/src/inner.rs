@@ -1,0 +1,279 @@
+//! The shared state of an open database, and the operations that change its shape:
+//! sealing a memtable, flushing one to a run, poisoning after a failure.
+//!
+//! Lock order (never taken the other way round): `wal` -> `bg` -> `tree` -> `view`.
+//! `commit` (the queue) is never held while any other lock is taken.
+
+use crate::error::{Error, Result};
+use crate::files;
+use crate::manifest::{ManifestWriter, RunDesc, TreeState, VersionEdit};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::view::View;
+use chronokv_runs::{BlockCache, RunReader, RunWriter, RunWriterOptions};
+use chronokv_snapshot::Version;
+use chronokv_vfs::{DirLock, Vfs};
+use chronokv_wal::SegmentWriter;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The WAL segment being written and the last version handed out. Held by the commit
+/// leader for the whole group, and by `flush` to seal the memtable.
+pub struct WalState {
+    pub writer: SegmentWriter,
+    pub last_version: u64,
+}
+
+/// The manifest writer and the tree it has recorded.
+pub struct Tree {
+    pub manifest: ManifestWriter,
+    pub state: TreeState,
+}
+
+/// Background-work signalling.
+#[derive(Default)]
+pub struct Bg {
+    pub shutdown: bool,
+}
+
+pub struct Inner {
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub vfs: Arc<dyn Vfs>,
+    pub cache: Arc<BlockCache>,
+    /// Every version up to this one is committed and readable.
+    pub visible: AtomicU64,
+    pub view: RwLock<Arc<View>>,
+    pub wal: Mutex<WalState>,
+    pub tree: Mutex<Tree>,
+    pub bg: Mutex<Bg>,
+    /// Wakes the flusher (a memtable was sealed, or shutdown).
+    pub bg_work: Condvar,
+    /// Wakes writers and `flush` callers waiting for a flush to finish.
+    pub bg_done: Condvar,
+    pub next_file: AtomicU64,
+    poisoned: AtomicBool,
+    poison_reason: Mutex<Option<String>>,
+    pub _lock: Box<dyn DirLock>,
+}
+
+impl Inner {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dir: PathBuf,
+        opts: Options,
+        cache: Arc<BlockCache>,
+        view: View,
+        wal: WalState,
+        tree: Tree,
+        next_file: u64,
+        lock: Box<dyn DirLock>,
+    ) -> Inner {
+        Inner {
+            dir,
+            vfs: opts.vfs.clone(),
+            opts,
+            cache,
+            visible: AtomicU64::new(wal.last_version),
+            view: RwLock::new(Arc::new(view)),
+            wal: Mutex::new(wal),
+            tree: Mutex::new(tree),
+            bg: Mutex::new(Bg::default()),
+            bg_work: Condvar::new(),
+            bg_done: Condvar::new(),
+            next_file: AtomicU64::new(next_file),
+            poisoned: AtomicBool::new(false),
+            poison_reason: Mutex::new(None),
+            _lock: lock,
+        }
+    }
+
+    pub fn alloc_file_number(&self) -> u64 {
+        self.next_file.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub fn snapshot_version(&self) -> Version {
+        Version(self.visible.load(Ordering::Acquire))
+    }
+
+    pub fn current_view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    /// Stops all writes after a failed write or sync: the kernel may have dropped the data,
+    /// so nothing written since the last good sync may be acknowledged.
+    pub fn poison(&self, err: &Error) {
+        let mut reason = self.poison_reason.lock();
+        if reason.is_none() {
+            *reason = Some(err.to_string());
+        }
+        self.poisoned.store(true, Ordering::Release);
+        drop(reason);
+        let _bg = self.bg.lock();
+        self.bg_done.notify_all();
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            let reason = self.poison_reason.lock().clone().unwrap_or_default();
+            return Err(Error::Poisoned { reason });
+        }
+        Ok(())
+    }
+
+    fn run_options(&self) -> RunWriterOptions {
+        RunWriterOptions {
+            block_target_bytes: self.opts.block_size,
+            compression: self.opts.compression,
+            bloom_fp_rate: self.opts.bloom_fp_rate,
+            ..RunWriterOptions::default()
+        }
+    }
+
+    /// Seals the active memtable and starts a new one with a new WAL segment. Waits first
+    /// while too many sealed memtables await flushing (backpressure, never failure).
+    pub fn seal_memtable(&self, wal: &mut WalState) -> Result<()> {
+        {
+            let mut bg = self.bg.lock();
+            while self.current_view().immutables.len() >= self.opts.max_immutable_memtables.max(1) {
+                self.check_writable()?;
+                if bg.shutdown {
+                    return Err(Error::Closed);
+                }
+                self.bg_done.wait(&mut bg);
+            }
+        }
+        self.check_writable()?;
+        // Segment n must be durable before n+1 is written, or a crash could keep a later
+        // segment and lose an earlier one (a hole in the commit order).
+        if let Err(e) = wal.writer.sync() {
+            let e = Error::from(e);
+            self.poison(&e);
+            return Err(e);
+        }
+        let number = self.alloc_file_number();
+        let writer = SegmentWriter::create(self.vfs.as_ref(), &self.dir, number).map_err(|e| {
+            let e = Error::from(e);
+            self.poison(&e);
+            e
+        })?;
+        wal.writer = writer;
+        {
+            let mut view = self.view.write();
+            let mut next = View::clone(&view);
+            next.immutables.insert(0, next.active.clone());
+            next.active = Arc::new(Memtable::new(number));
+            *view = Arc::new(next);
+        }
+        let _bg = self.bg.lock();
+        self.bg_work.notify_all();
+        Ok(())
+    }
+
+    /// Writes a memtable as a level-0 run (if it holds anything). The run is durable and
+    /// named when this returns; nothing references it yet.
+    pub fn write_run(&self, mem: &Arc<Memtable>) -> Result<Option<(RunDesc, Arc<RunReader>)>> {
+        if mem.is_empty() {
+            return Ok(None);
+        }
+        let number = self.alloc_file_number();
+        let path = files::run_path(&self.dir, number);
+        let mut writer = RunWriter::create(self.vfs.clone(), &path, self.run_options())?;
+        for e in mem.range(Bound::Unbounded, Bound::Unbounded) {
+            writer.add(&e.key, e.version, e.kind, &e.value)?;
+        }
+        let meta = writer.finish()?;
+        let reader = RunReader::open(self.vfs.as_ref(), &path, number, self.cache.clone())?;
+        let desc = RunDesc {
+            level: 0,
+            file_number: number,
+            file_size: meta.file_size,
+            entry_count: meta.entry_count,
+            min_version: meta.min_version,
+            max_version: meta.max_version,
+            min_key: meta.min_key,
+            max_key: meta.max_key,
+        };
+        Ok(Some((desc, reader)))
+    }
+
+    /// Flushes the oldest sealed memtable: run, manifest edit, view swap, WAL removal.
+    pub fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
+        let run = self.write_run(mem)?;
+        let mut tree = self.tree.lock();
+        let remaining_min_log = {
+            let view = self.current_view();
+            std::iter::once(&view.active)
+                .chain(view.immutables.iter())
+                .filter(|m| !Arc::ptr_eq(m, mem))
+                .map(|m| m.log_number())
+                .min()
+                .unwrap_or(mem.log_number() + 1)
+        };
+        let edit = VersionEdit {
+            next_file_number: Some(self.next_file.load(Ordering::SeqCst)),
+            flushed_version: Some(tree.state.flushed_version.max(mem.max_version())),
+            min_log_number: Some(remaining_min_log),
+            added: run.iter().map(|(d, _)| d.clone()).collect(),
+            deleted: Vec::new(),
+        };
+        tree.manifest.append(&edit)?;
+        tree.state.apply(&edit);
+        {
+            let mut view = self.view.write();
+            let mut next = View::clone(&view);
+            next.immutables.retain(|m| !Arc::ptr_eq(m, mem));
+            if let Some((_, reader)) = run {
+                next.runs.insert(0, reader);
+            }
+            *view = Arc::new(next);
+        }
+        drop(tree);
+        // The manifest no longer needs the segment; a failed removal leaves an obsolete file
+        // that the next open deletes.
+        let _ = self
+            .vfs
+            .remove_file(&files::wal_path(&self.dir, mem.log_number()));
+        Ok(())
+    }
+
+    /// The flusher thread's loop: flush sealed memtables oldest first until shutdown.
+    pub fn flusher_loop(self: &Arc<Self>) {
+        loop {
+            let mem = {
+                let mut bg = self.bg.lock();
+                loop {
+                    if bg.shutdown {
+                        return;
+                    }
+                    if let Some(m) = self.current_view().immutables.last().cloned() {
+                        break m;
+                    }
+                    self.bg_work.wait(&mut bg);
+                }
+            };
+            if let Err(e) = self.flush_memtable(&mem) {
+                self.poison(&e);
+                return;
+            }
+            let _bg = self.bg.lock();
+            self.bg_done.notify_all();
+        }
+    }
+
+    /// Waits until no sealed memtable remains.
+    pub fn wait_for_flushes(&self) -> Result<()> {
+        let mut bg = self.bg.lock();
+        while !self.current_view().immutables.is_empty() {
+            self.check_writable()?;
+            if bg.shutdown {
+                return Err(Error::Closed);
+            }
+            self.bg_done.wait(&mut bg);
+        }
+        Ok(())
+    }
+}

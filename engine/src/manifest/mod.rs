@@ -1,0 +1,299 @@
+//! The manifest: the durable record of which runs form the tree.
+//!
+//! A manifest file is the magic `CKVMANI1` followed by frames `crc32 u32 | len u32 |
+//! payload`, each payload one [`VersionEdit`]; the CRC covers the length and the payload.
+//! The first edit of a manifest is a full snapshot of the tree; later edits are deltas.
+//! Every append is fsynced before the engine acts on it, so a damaged *last* frame is an
+//! edit that never took effect (a torn tail) and is ignored, while damage followed by a valid
+//! frame is corruption.
+//!
+//! `CURRENT` names the live manifest. A new manifest is made live by writing
+//! `CURRENT.tmp`, fsyncing it, renaming it over `CURRENT` and fsyncing the directory; the old
+//! manifest is deleted only after that. Layout: `docs/format/manifest.md`.
+
+mod edit;
+
+pub use edit::{RunDesc, VersionEdit};
+
+use crate::error::{Error, Result};
+use crate::files;
+use chronokv_snapshot::Version;
+use chronokv_vfs::{Vfs, WritableFile};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"CKVMANI1";
+const FRAME_HEADER: usize = 8;
+/// No edit comes near this; a larger length is damage, not an allocation request.
+const MAX_EDIT: usize = 64 << 20;
+
+/// The tree as the manifest describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeState {
+    /// Live runs by file number (a higher number is a newer run).
+    pub runs: BTreeMap<u64, RunDesc>,
+    /// Every version up to this one is in the runs.
+    pub flushed_version: Version,
+    /// The next unused file number.
+    pub next_file_number: u64,
+    /// WAL segments below this number hold only flushed data.
+    pub min_log_number: u64,
+}
+
+impl TreeState {
+    pub fn apply(&mut self, edit: &VersionEdit) {
+        if let Some(n) = edit.next_file_number {
+            self.next_file_number = self.next_file_number.max(n);
+        }
+        if let Some(v) = edit.flushed_version {
+            self.flushed_version = self.flushed_version.max(v);
+        }
+        if let Some(n) = edit.min_log_number {
+            self.min_log_number = self.min_log_number.max(n);
+        }
+        for (_, n) in &edit.deleted {
+            self.runs.remove(n);
+        }
+        for r in &edit.added {
+            self.runs.insert(r.file_number, r.clone());
+        }
+    }
+
+    /// One edit that recreates this state from nothing.
+    pub fn snapshot_edit(&self) -> VersionEdit {
+        VersionEdit {
+            next_file_number: Some(self.next_file_number),
+            flushed_version: Some(self.flushed_version),
+            min_log_number: Some(self.min_log_number),
+            added: self.runs.values().cloned().collect(),
+            deleted: Vec::new(),
+        }
+    }
+}
+
+fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len);
+    h.update(payload);
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.extend_from_slice(&len);
+    out.extend_from_slice(payload);
+}
+
+/// Parses the frame at `pos`: `Ok(Some((payload, next_pos)))`, `Ok(None)` at a clean end,
+/// `Err(reason)` when the bytes there are not a valid frame.
+fn parse_frame(bytes: &[u8], pos: usize) -> Result<Option<(&[u8], usize)>, String> {
+    let rest = bytes.get(pos..).unwrap_or_default();
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let Some(header) = rest.get(..FRAME_HEADER) else {
+        return Err("frame header cut short".into());
+    };
+    let crc = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    if len > MAX_EDIT {
+        return Err(format!("frame length {len} is implausible"));
+    }
+    let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
+        return Err("frame extends past the end of the file".into());
+    };
+    let mut h = crc32fast::Hasher::new();
+    h.update(&header[4..8]);
+    h.update(payload);
+    if h.finalize() != crc {
+        return Err("frame checksum mismatch".into());
+    }
+    Ok(Some((payload, pos + FRAME_HEADER + len)))
+}
+
+/// Reads a manifest file into the tree state it describes.
+pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<TreeState> {
+    let bytes = vfs.read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+        return Err(Error::corruption(
+            path,
+            0,
+            "not a chronokv manifest (bad magic)",
+        ));
+    }
+    let mut state = TreeState::default();
+    let mut pos = MAGIC.len();
+    loop {
+        match parse_frame(&bytes, pos) {
+            Ok(None) => break,
+            Ok(Some((payload, next))) => {
+                let edit = VersionEdit::decode(payload).map_err(|(at, why)| {
+                    Error::corruption(path, (pos + FRAME_HEADER + at) as u64, why)
+                })?;
+                state.apply(&edit);
+                pos = next;
+            }
+            Err(why) => {
+                // A torn final append is normal after a crash; damage before a valid frame
+                // is not.
+                if (pos + 1..bytes.len()).any(|p| matches!(parse_frame(&bytes, p), Ok(Some(_)))) {
+                    return Err(Error::corruption(path, pos as u64, why));
+                }
+                break;
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Reads CURRENT and returns the live manifest's path, or `None` for a new database.
+pub fn current(vfs: &dyn Vfs, dir: &Path) -> Result<Option<PathBuf>> {
+    let path = dir.join(files::CURRENT);
+    if !vfs.exists(&path) {
+        return Ok(None);
+    }
+    let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
+    let name = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|s| s.strip_suffix('\n'))
+        .filter(|s| matches!(files::classify(s), Some(files::FileKind::Manifest(_))))
+        .ok_or_else(|| Error::corruption(&path, 0, "CURRENT does not name a manifest"))?;
+    Ok(Some(dir.join(name)))
+}
+
+/// The live manifest, open for appending edits.
+#[derive(Debug)]
+pub struct ManifestWriter {
+    file: Box<dyn WritableFile>,
+    path: PathBuf,
+}
+
+impl ManifestWriter {
+    /// Writes a new manifest numbered `number` holding `state`, makes it durable and points
+    /// CURRENT at it (atomically). The caller deletes older manifests afterwards.
+    pub fn create(vfs: &dyn Vfs, dir: &Path, number: u64, state: &TreeState) -> Result<Self> {
+        let name = files::manifest_name(number);
+        let path = dir.join(&name);
+        let mut file = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut buf = MAGIC.to_vec();
+        frame(&state.snapshot_edit().encode(), &mut buf);
+        file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
+        file.sync().map_err(|e| Error::io(&path, e))?;
+        // The manifest's directory entry must be durable before CURRENT names it.
+        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = dir.join("CURRENT.tmp");
+        let mut cur = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        cur.write_all(format!("{name}\n").as_bytes())
+            .map_err(|e| Error::io(&tmp, e))?;
+        cur.sync().map_err(|e| Error::io(&tmp, e))?;
+        drop(cur);
+        let current = dir.join(files::CURRENT);
+        vfs.rename(&tmp, &current)
+            .map_err(|e| Error::io(&current, e))?;
+        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(ManifestWriter { file, path })
+    }
+
+    /// Appends one edit and fsyncs it.
+    pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
+        let mut buf = Vec::new();
+        frame(&edit.encode(), &mut buf);
+        self.file
+            .write_all(&buf)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.file.sync().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chronokv_vfs::MemFs;
+
+    fn run(n: u64) -> RunDesc {
+        RunDesc {
+            level: 0,
+            file_number: n,
+            file_size: 10,
+            entry_count: 1,
+            min_version: Version(n),
+            max_version: Version(n),
+            min_key: vec![1],
+            max_key: vec![2],
+        }
+    }
+
+    fn setup() -> (MemFs, PathBuf, ManifestWriter, TreeState) {
+        let fs = MemFs::new();
+        let dir = PathBuf::from("/db");
+        fs.create_dir_all(&dir).unwrap();
+        let state = TreeState {
+            next_file_number: 2,
+            ..Default::default()
+        };
+        let mut w = ManifestWriter::create(&fs, &dir, 1, &state).unwrap();
+        w.append(&VersionEdit {
+            added: vec![run(2)],
+            flushed_version: Some(Version(5)),
+            ..Default::default()
+        })
+        .unwrap();
+        w.append(&VersionEdit {
+            added: vec![run(3)],
+            deleted: vec![(0, 2)],
+            ..Default::default()
+        })
+        .unwrap();
+        (fs, dir, w, state)
+    }
+
+    #[test]
+    fn edits_replay_to_the_same_state_and_survive_a_crash() {
+        let (fs, dir, _w, _) = setup();
+        let crashed = fs.crash_clone();
+        let path = current(&crashed, &dir).unwrap().unwrap();
+        let state = read(&crashed, &path).unwrap();
+        assert_eq!(state.runs.keys().copied().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(state.flushed_version, Version(5));
+        assert_eq!(state.next_file_number, 2);
+    }
+
+    #[test]
+    fn torn_last_edit_is_ignored_but_damage_before_a_valid_edit_is_corruption() {
+        let (fs, dir, _w, _) = setup();
+        let path = dir.join(files::manifest_name(1));
+        let len = fs.file_size(&path).unwrap() as usize;
+        for cut in MAGIC.len()..len {
+            let f = fs.crash_clone();
+            f.truncate(&path, cut).unwrap();
+            let st = read(&f, &path).unwrap();
+            assert!(st.runs.len() <= 1, "cut at {cut}");
+        }
+        // Flip a byte inside the second frame: the third frame is valid, so this is corruption.
+        let f = fs.crash_clone();
+        let first_len = MAGIC.len()
+            + FRAME_HEADER
+            + TreeState {
+                next_file_number: 2,
+                ..Default::default()
+            }
+            .snapshot_edit()
+            .encode()
+            .len();
+        f.corrupt_byte(&path, first_len + FRAME_HEADER + 2, 0x40)
+            .unwrap();
+        let err = read(&f, &path).unwrap_err();
+        assert!(
+            matches!(err, Error::Corruption { offset, .. } if offset == first_len as u64),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_current_is_corruption() {
+        let fs = MemFs::new();
+        let dir = PathBuf::from("/db");
+        fs.create_dir_all(&dir).unwrap();
+        assert!(current(&fs, &dir).unwrap().is_none());
+        let mut f = fs.create(&dir.join(files::CURRENT)).unwrap();
+        f.write_all(b"garbage").unwrap();
+        assert!(current(&fs, &dir).unwrap_err().is_corruption());
+    }
+}

@@ -1,0 +1,264 @@
+//! Opening a database: lock, manifest, runs, WAL replay, cleanup.
+//!
+//! The steps, each safe to repeat if a crash interrupts them (recovery is idempotent):
+//! 1. Lock the directory.
+//! 2. Read CURRENT and the manifest it names (a new database starts empty).
+//! 3. Open every run the manifest names; a missing or resized run is corruption.
+//! 4. Replay WAL segments not older than the manifest's `min_log_number`, skipping versions
+//!    already flushed; versions must continue without a gap.
+//! 5. Write a fresh manifest (a snapshot of the tree) and point CURRENT at it.
+//! 6. Flush the replayed entries to a level-0 run and start a new WAL segment, so the old
+//!    segments are no longer needed.
+//! 7. Delete every chronokv file the new manifest does not name (old manifests and WAL
+//!    segments, runs of flushes that crashed before their manifest edit, temporary files).
+
+use crate::error::{Error, Result};
+use crate::files::{self, FileKind};
+use crate::inner::{Inner, Tree, WalState};
+use crate::manifest::{self, ManifestWriter, TreeState, VersionEdit};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::view::View;
+use bytes::Bytes;
+use chronokv_runs::{BlockCache, RunReader};
+use chronokv_snapshot::Version;
+use chronokv_vfs::Vfs;
+use chronokv_wal::{RecoveryMode, SegmentWriter};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
+    let vfs = opts.vfs.clone();
+    if !vfs.exists(dir) {
+        if !opts.create_if_missing {
+            return Err(Error::InvalidArgument(format!(
+                "{} does not exist",
+                dir.display()
+            )));
+        }
+        vfs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let lock_path = dir.join(files::LOCK);
+    let lock = vfs.lock(&lock_path).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::Locked {
+            path: lock_path.clone(),
+        },
+        _ => Error::io(&lock_path, e),
+    })?;
+
+    let mut state = match manifest::current(vfs.as_ref(), dir)? {
+        Some(path) => manifest::read(vfs.as_ref(), &path)?,
+        None if opts.create_if_missing => TreeState::default(),
+        None => {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds no database",
+                dir.display()
+            )))
+        }
+    };
+    let names = vfs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let listed: Vec<FileKind> = names.iter().filter_map(|n| files::classify(n)).collect();
+    let highest = listed
+        .iter()
+        .filter_map(|k| match k {
+            FileKind::Manifest(n) | FileKind::Wal(n) | FileKind::Run(n) => Some(*n),
+            FileKind::Temp => None,
+        })
+        .max()
+        .unwrap_or(0);
+    state.next_file_number = state.next_file_number.max(highest + 1).max(1);
+
+    let cache = BlockCache::new(opts.block_cache_bytes);
+    let runs = open_runs(vfs.as_ref(), dir, &state, &cache)?;
+
+    let mut wal_numbers: Vec<u64> = listed
+        .iter()
+        .filter_map(|k| match k {
+            FileKind::Wal(n) if *n >= state.min_log_number => Some(*n),
+            _ => None,
+        })
+        .collect();
+    wal_numbers.sort_unstable();
+    let replayed = Arc::new(Memtable::new(0));
+    let last_version = replay(
+        vfs.as_ref(),
+        dir,
+        &wal_numbers,
+        &state,
+        opts.recovery_mode,
+        &replayed,
+    )?;
+
+    let manifest_number = state.next_file_number;
+    state.next_file_number += 1;
+    let manifest = ManifestWriter::create(vfs.as_ref(), dir, manifest_number, &state)?;
+    let wal_number = state.next_file_number;
+    state.next_file_number += 1;
+    let writer = SegmentWriter::create(vfs.as_ref(), dir, wal_number)?;
+    let view = View {
+        active: Arc::new(Memtable::new(wal_number)),
+        immutables: Vec::new(),
+        runs,
+    };
+    let wal = WalState {
+        writer,
+        last_version: last_version.0,
+    };
+    let next_file = state.next_file_number;
+    let tree = Tree { manifest, state };
+    let inner = Arc::new(Inner::new(
+        dir.to_path_buf(),
+        opts,
+        cache,
+        view,
+        wal,
+        tree,
+        next_file,
+        lock,
+    ));
+
+    // Persist the replayed entries as a run, and record that no older WAL is needed.
+    let run = inner.write_run(&replayed)?;
+    {
+        let mut tree = inner.tree.lock();
+        let edit = VersionEdit {
+            next_file_number: Some(inner.next_file.load(Ordering::SeqCst)),
+            flushed_version: Some(last_version),
+            min_log_number: Some(wal_number),
+            added: run.iter().map(|(d, _)| d.clone()).collect(),
+            deleted: Vec::new(),
+        };
+        tree.manifest.append(&edit)?;
+        tree.state.apply(&edit);
+        if let Some((_, reader)) = run {
+            let mut view = inner.view.write();
+            let mut next = View::clone(&view);
+            next.runs.insert(0, reader);
+            *view = Arc::new(next);
+        }
+        remove_unreferenced(vfs.as_ref(), dir, &tree.state, manifest_number, wal_number)?;
+    }
+    Ok(inner)
+}
+
+fn open_runs(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    state: &TreeState,
+    cache: &Arc<BlockCache>,
+) -> Result<Vec<Arc<RunReader>>> {
+    let mut runs = Vec::with_capacity(state.runs.len());
+    // Newest (highest number) first.
+    for desc in state.runs.values().rev() {
+        let path = files::run_path(dir, desc.file_number);
+        let size = vfs.file_size(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::corruption(
+                &path,
+                0,
+                "the manifest names this run but the file is missing",
+            ),
+            _ => Error::io(&path, e),
+        })?;
+        if size != desc.file_size {
+            return Err(Error::corruption(
+                &path,
+                size.min(desc.file_size),
+                format!(
+                    "run is {size} bytes but the manifest recorded {}",
+                    desc.file_size
+                ),
+            ));
+        }
+        runs.push(RunReader::open(
+            vfs,
+            &path,
+            desc.file_number,
+            cache.clone(),
+        )?);
+    }
+    Ok(runs)
+}
+
+/// Replays WAL segments into `mem`; returns the last recovered version.
+fn replay(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    numbers: &[u64],
+    state: &TreeState,
+    mode: RecoveryMode,
+    mem: &Memtable,
+) -> Result<Version> {
+    let flushed = state.flushed_version.0;
+    let mut last = flushed;
+    for (i, &n) in numbers.iter().enumerate() {
+        let path = files::wal_path(dir, n);
+        let newest = i + 1 == numbers.len();
+        let contents = chronokv_wal::read_segment(vfs, &path, n, newest, mode)?;
+        for rec in &contents.records {
+            if rec.count == 0 || rec.last_version().0 <= flushed {
+                continue;
+            }
+            if rec.first_version.0 > last + 1 {
+                return Err(Error::corruption(
+                    &path,
+                    rec.offset,
+                    format!(
+                        "version gap: expected v{} next, found v{}",
+                        last + 1,
+                        rec.first_version.0
+                    ),
+                ));
+            }
+            for (j, entry) in rec.entries().enumerate() {
+                let version = rec.first_version.0 + j as u64;
+                let (kind, key, value) =
+                    entry.map_err(|e| Error::corruption(&path, rec.offset, e.to_string()))?;
+                if version > flushed {
+                    mem.insert(
+                        Bytes::copy_from_slice(key),
+                        Version(version),
+                        kind,
+                        Bytes::copy_from_slice(value),
+                    );
+                }
+            }
+            last = last.max(rec.last_version().0);
+        }
+        if contents.damage.is_some() && mode == RecoveryMode::PointInTime {
+            // Everything after the damage is dropped, later segments included.
+            break;
+        }
+    }
+    Ok(Version(last))
+}
+
+fn remove_unreferenced(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    state: &TreeState,
+    manifest: u64,
+    wal: u64,
+) -> Result<()> {
+    let names = vfs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let mut removed = false;
+    for name in names {
+        let obsolete = match files::classify(&name) {
+            Some(FileKind::Manifest(n)) => n != manifest,
+            Some(FileKind::Wal(n)) => n < wal,
+            Some(FileKind::Run(n)) => !state.runs.contains_key(&n),
+            Some(FileKind::Temp) => true,
+            None => false,
+        };
+        if obsolete {
+            let path = dir.join(&name);
+            vfs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
