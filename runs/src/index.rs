@@ -2,7 +2,7 @@
 //! filter. All integers are little-endian; see `docs/format/run.md` for the byte layout.
 //!
 //! ```text
-//! header (96 bytes) | index entries (block_count × 72 bytes) | key heap | bloom filter
+//! header (96 bytes) | index entries (block_count × 72 bytes) | key heap | bloom filter | pad to 8
 //! ```
 //!
 //! The region is checksummed as a whole (the CRC is in the private tail), so this module
@@ -159,6 +159,8 @@ pub fn encode(p: &Private) -> Vec<u8> {
     }
     out.extend_from_slice(&p.heap);
     out.extend_from_slice(bloom);
+    // Zero padding so that the tail and the footer start 8-byte aligned.
+    out.resize(out.len().div_ceil(8) * 8, 0);
     out
 }
 

@@ -577,3 +577,32 @@ fn hexdump(title: &str, base: usize, bytes: &[u8]) {
         println!("{:08x}  {:<47}  |{}|", base + i * 16, hex.join(" "), ascii);
     }
 }
+
+#[test]
+fn reader_and_iterator_are_thread_safe() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send_static<T: Send + 'static>() {}
+    send_sync::<RunReader>();
+    send_sync::<BlockCache>();
+    send_static::<RunIter>();
+}
+
+/// A 256 MiB value on the real file system (slow and memory hungry: run with --ignored).
+#[test]
+#[ignore]
+fn value_of_256_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.run");
+    let value = vec![0xabu8; 256 << 20];
+    let vfs: Arc<dyn Vfs> = Arc::new(chronokv_vfs::RealFs);
+    let mut w = RunWriter::create(vfs.clone(), &path, RunWriterOptions::default()).unwrap();
+    w.add(b"a", Version(2), Kind::Put, b"small").unwrap();
+    w.add(b"big", Version(1), Kind::Put, &value).unwrap();
+    let meta = w.finish().unwrap();
+    assert_eq!(meta.block_count, 2);
+    let run = RunReader::open(vfs.as_ref(), &path, 1, BlockCache::new(1 << 20)).unwrap();
+    let got = run.get(b"big", Version::MAX).unwrap().unwrap();
+    assert_eq!(got.2.len(), value.len());
+    assert!(got.2.iter().all(|&b| b == 0xab));
+    assert!(run.verify().is_empty());
+}
