@@ -5,22 +5,17 @@
 //! `durable_offset` bound) live in the reader.
 
 use crate::batch::EntryIter;
+use crate::envelope;
 use crate::{Error, MAX_FRAME_LEN};
 use std::ops::Range;
 
 /// Bytes before the payload: crc32 (4) + len (4).
-pub(crate) const FRAME_HEADER_LEN: usize = 8;
+pub(crate) const FRAME_HEADER_LEN: usize = envelope::HEADER_LEN;
 /// Bytes of the payload header: log_number, durable_offset, first_version, commit_micros
 /// (8 each) + count (4).
 pub(crate) const PAYLOAD_HEADER_LEN: usize = 36;
 
-/// The checksum of a frame: CRC-32/IEEE over the 4 `len` bytes followed by the payload.
-pub(crate) fn frame_crc(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&len_bytes);
-    h.update(payload);
-    h.finalize()
-}
+pub(crate) use crate::envelope::crc as frame_crc;
 
 /// The payload header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,43 +67,14 @@ fn u64_at(data: &[u8], at: usize) -> Option<u64> {
 /// Checks bounds and checksum of the frame at `at` and returns its payload range.
 /// `Err` carries the reason. Used by [`decode_frame`] and the torn-tail scan.
 pub(crate) fn checked_payload(data: &[u8], at: usize) -> Result<Range<usize>, String> {
-    let avail = data.len().saturating_sub(at);
-    let header = data
-        .get(at..at.saturating_add(FRAME_HEADER_LEN))
-        .filter(|h| h.len() == FRAME_HEADER_LEN)
-        .ok_or_else(|| format!("truncated frame header ({avail} of {FRAME_HEADER_LEN} bytes)"))?;
-    if header.iter().all(|&b| b == 0) {
-        return Err("zero-filled frame header".to_string());
-    }
-    let (Some(crc), Some(len)) = (u32_at(data, at), u32_at(data, at + 4)) else {
-        return Err("truncated frame header".to_string());
-    };
-    let len_usize = len as usize;
-    if len_usize > MAX_FRAME_LEN {
+    let payload = envelope::check(data, at, MAX_FRAME_LEN)?;
+    if payload.len() < PAYLOAD_HEADER_LEN {
         return Err(format!(
-            "frame length {len} exceeds the {MAX_FRAME_LEN}-byte limit"
+            "payload of {} bytes is shorter than the {PAYLOAD_HEADER_LEN}-byte header",
+            payload.len()
         ));
     }
-    let start = at + FRAME_HEADER_LEN;
-    let end = start.saturating_add(len_usize);
-    let Some(payload) = data.get(start..end) else {
-        return Err(format!(
-            "frame of {} bytes extends past the end of the file ({avail} bytes left)",
-            FRAME_HEADER_LEN + len_usize
-        ));
-    };
-    let actual = frame_crc(len.to_le_bytes(), payload);
-    if actual != crc {
-        return Err(format!(
-            "checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"
-        ));
-    }
-    if len_usize < PAYLOAD_HEADER_LEN {
-        return Err(format!(
-            "payload of {len} bytes is shorter than the {PAYLOAD_HEADER_LEN}-byte header"
-        ));
-    }
-    Ok(start..end)
+    Ok(payload)
 }
 
 /// Decodes and validates the frame at `at` of `data`: bounds, checksum, header, log number

@@ -23,6 +23,7 @@
 //! length, whatever the file holds.
 
 mod batch;
+pub mod envelope;
 mod error;
 mod frame;
 mod reader;

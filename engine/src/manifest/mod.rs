@@ -19,11 +19,11 @@ use crate::error::{Error, Result};
 use crate::files;
 use chronokv_snapshot::Version;
 use chronokv_vfs::{Vfs, WritableFile};
+use chronokv_wal::envelope;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CKVMANI1";
-const FRAME_HEADER: usize = 8;
 /// No edit comes near this; a larger length is damage, not an allocation request.
 const MAX_EDIT: usize = 64 << 20;
 
@@ -71,43 +71,6 @@ impl TreeState {
     }
 }
 
-fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    let len = (payload.len() as u32).to_le_bytes();
-    let mut h = crc32fast::Hasher::new();
-    h.update(&len);
-    h.update(payload);
-    out.extend_from_slice(&h.finalize().to_le_bytes());
-    out.extend_from_slice(&len);
-    out.extend_from_slice(payload);
-}
-
-/// Parses the frame at `pos`: `Ok(Some((payload, next_pos)))`, `Ok(None)` at a clean end,
-/// `Err(reason)` when the bytes there are not a valid frame.
-fn parse_frame(bytes: &[u8], pos: usize) -> Result<Option<(&[u8], usize)>, String> {
-    let rest = bytes.get(pos..).unwrap_or_default();
-    if rest.is_empty() {
-        return Ok(None);
-    }
-    let Some(header) = rest.get(..FRAME_HEADER) else {
-        return Err("frame header cut short".into());
-    };
-    let crc = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    if len > MAX_EDIT {
-        return Err(format!("frame length {len} is implausible"));
-    }
-    let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
-        return Err("frame extends past the end of the file".into());
-    };
-    let mut h = crc32fast::Hasher::new();
-    h.update(&header[4..8]);
-    h.update(payload);
-    if h.finalize() != crc {
-        return Err("frame checksum mismatch".into());
-    }
-    Ok(Some((payload, pos + FRAME_HEADER + len)))
-}
-
 /// Reads a manifest file into the tree state it describes.
 pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<TreeState> {
     let bytes = vfs.read(path).map_err(|e| Error::io(path, e))?;
@@ -121,19 +84,21 @@ pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<TreeState> {
     let mut state = TreeState::default();
     let mut pos = MAGIC.len();
     loop {
-        match parse_frame(&bytes, pos) {
-            Ok(None) => break,
-            Ok(Some((payload, next))) => {
-                let edit = VersionEdit::decode(payload).map_err(|(at, why)| {
-                    Error::corruption(path, (pos + FRAME_HEADER + at) as u64, why)
+        if pos == bytes.len() {
+            break;
+        }
+        match envelope::check(&bytes, pos, MAX_EDIT) {
+            Ok(payload) => {
+                let edit = VersionEdit::decode(&bytes[payload.clone()]).map_err(|(at, why)| {
+                    Error::corruption(path, (payload.start + at) as u64, why)
                 })?;
                 state.apply(&edit);
-                pos = next;
+                pos = payload.end;
             }
             Err(why) => {
                 // A torn final append is normal after a crash; damage before a valid frame
                 // is not.
-                if (pos + 1..bytes.len()).any(|p| matches!(parse_frame(&bytes, p), Ok(Some(_)))) {
+                if (pos + 1..bytes.len()).any(|p| envelope::check(&bytes, p, MAX_EDIT).is_ok()) {
                     return Err(Error::corruption(path, pos as u64, why));
                 }
                 break;
@@ -173,7 +138,7 @@ impl ManifestWriter {
         let path = dir.join(&name);
         let mut file = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
         let mut buf = MAGIC.to_vec();
-        frame(&state.snapshot_edit().encode(), &mut buf);
+        envelope::encode(&state.snapshot_edit().encode(), &mut buf);
         file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
         file.sync().map_err(|e| Error::io(&path, e))?;
         // The manifest's directory entry must be durable before CURRENT names it.
@@ -194,7 +159,7 @@ impl ManifestWriter {
     /// Appends one edit and fsyncs it.
     pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
         let mut buf = Vec::new();
-        frame(&edit.encode(), &mut buf);
+        envelope::encode(&edit.encode(), &mut buf);
         self.file
             .write_all(&buf)
             .map_err(|e| Error::io(&self.path, e))?;
@@ -269,7 +234,7 @@ mod tests {
         // Flip a byte inside the second frame: the third frame is valid, so this is corruption.
         let f = fs.crash_clone();
         let first_len = MAGIC.len()
-            + FRAME_HEADER
+            + envelope::HEADER_LEN
             + TreeState {
                 next_file_number: 2,
                 ..Default::default()
@@ -277,7 +242,7 @@ mod tests {
             .snapshot_edit()
             .encode()
             .len();
-        f.corrupt_byte(&path, first_len + FRAME_HEADER + 2, 0x40)
+        f.corrupt_byte(&path, first_len + envelope::HEADER_LEN + 2, 0x40)
             .unwrap();
         let err = read(&f, &path).unwrap_err();
         assert!(
