@@ -7,7 +7,8 @@
 //! - [`RealFs`]: the operating system's file system (`std::fs` plus `memmap2`).
 //! - [`MemFs`]: an in-memory file system for tests. It keeps file data and directory entries
 //!   apart and remembers what was synced, so the reliability harness can later simulate power
-//!   loss (keep only synced state) and inject I/O errors.
+//!   loss (keep only synced state).
+//! - [`FaultFs`]: wraps any `Vfs` and injects I/O errors into writes and syncs.
 //!
 //! The trait is deliberately small: what a log-structured engine needs and nothing more.
 //! Paths are plain `std::path::Path`s; a `Vfs` never interprets file names.
@@ -15,9 +16,11 @@
 //! Thread-safety: every implementation is `Send + Sync`; a [`WritableFile`] is owned by one
 //! writer at a time.
 
+mod fault;
 mod mem;
 mod real;
 
+pub use fault::FaultFs;
 pub use mem::MemFs;
 pub use real::RealFs;
 

@@ -4,11 +4,9 @@
 use crate::frame::{FRAME_HEADER_LEN, PAYLOAD_HEADER_LEN};
 use crate::*;
 use chronokv_snapshot::{Kind, Version};
-use chronokv_vfs::{MemFs, RealFs, Vfs, WritableFile};
+use chronokv_vfs::{MemFs, RealFs, Vfs};
 use proptest::prelude::*;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const LOG: u64 = 7;
@@ -257,80 +255,9 @@ fn writer_rejects_noncontiguous_versions_without_writing() {
     assert_eq!(c.records[3].last_version(), Version(15));
 }
 
-/// A Vfs wrapper that counts `write_all` calls and can make them fail.
-#[derive(Debug, Clone, Default)]
-struct Flaky {
-    inner: MemFs,
-    writes: Arc<AtomicU64>,
-    fail_writes: Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[derive(Debug)]
-struct FlakyFile {
-    inner: Box<dyn WritableFile>,
-    fs: Flaky,
-}
-
-impl WritableFile for FlakyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.fs.writes.fetch_add(1, Ordering::SeqCst);
-        if self.fs.fail_writes.load(Ordering::SeqCst) {
-            // A partial write, then failure.
-            self.inner.write_all(&buf[..buf.len() / 2])?;
-            return Err(io::Error::other("injected"));
-        }
-        self.inner.write_all(buf)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.inner.sync()
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-}
-
-impl Vfs for Flaky {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        Ok(Box::new(FlakyFile {
-            inner: self.inner.create(path)?,
-            fs: self.clone(),
-        }))
-    }
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read(path)
-    }
-    fn map(&self, path: &Path) -> io::Result<Arc<dyn chronokv_vfs::MappedFile>> {
-        self.inner.map(path)
-    }
-    fn file_size(&self, path: &Path) -> io::Result<u64> {
-        self.inner.file_size(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.inner.exists(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn chronokv_vfs::DirLock>> {
-        self.inner.lock(path)
-    }
-}
-
 #[test]
 fn a_group_is_one_write_and_a_failed_write_poisons_the_writer() {
-    let fs = Flaky::default();
+    let fs = chronokv_vfs::FaultFs::new(Arc::new(MemFs::new()));
     let dir = PathBuf::from("/db");
     fs.create_dir_all(&dir).unwrap();
     let mut w = SegmentWriter::create(&fs, &dir, LOG).unwrap();
@@ -345,17 +272,17 @@ fn a_group_is_one_write_and_a_failed_write_poisons_the_writer() {
         })
         .collect();
     w.append(&group).unwrap();
-    assert_eq!(fs.writes.load(Ordering::SeqCst), 1);
+    assert_eq!(fs.writes(), 1);
     w.append(&[]).unwrap();
-    assert_eq!(fs.writes.load(Ordering::SeqCst), 1);
-    fs.fail_writes.store(true, Ordering::SeqCst);
+    assert_eq!(fs.writes(), 1);
+    fs.fail_writes(true);
     let next = [RecordRef {
         first_version: Version(11),
         commit_micros: 0,
         entries: &batches[0],
     }];
     assert!(matches!(w.append(&next), Err(Error::Io { .. })));
-    fs.fail_writes.store(false, Ordering::SeqCst);
+    fs.fail_writes(false);
     assert!(w.append(&next).is_err());
     assert!(w.sync().is_err());
     // The half-written frame is a torn tail.
