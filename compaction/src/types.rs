@@ -1,0 +1,181 @@
+//! The data a strategy sees and returns: [`RunInfo`], [`Levels`], [`Task`], and the
+//! [`Strategy`] trait.
+//!
+//! Key ranges are inclusive on both ends (`min_key..=max_key`) and compared as bytes. Nothing
+//! here validates its input: a run with `min_key > max_key`, an empty key, a zero size or
+//! overlapping runs in level 1+ are all accepted, and every function in this crate returns
+//! *some* answer for them without panicking.
+
+use std::collections::HashSet;
+
+/// What a strategy sees of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    /// Unique run id (the engine's file number).
+    pub id: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Smallest user key in the run (inclusive).
+    pub min_key: Vec<u8>,
+    /// Largest user key in the run (inclusive).
+    pub max_key: Vec<u8>,
+    /// Smallest entry version in the run.
+    pub min_version: u64,
+    /// Largest entry version in the run.
+    pub max_version: u64,
+    /// Number of entries (all versions, tombstones included).
+    pub entries: u64,
+    /// Number of tombstones among `entries`.
+    pub tombstones: u64,
+}
+
+impl RunInfo {
+    /// The run's key range.
+    pub fn range(&self) -> KeyRange<'_> {
+        KeyRange {
+            min: &self.min_key,
+            max: &self.max_key,
+        }
+    }
+}
+
+/// An inclusive key range `min..=max`, borrowed from runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRange<'a> {
+    /// Smallest key (inclusive).
+    pub min: &'a [u8],
+    /// Largest key (inclusive).
+    pub max: &'a [u8],
+}
+
+impl<'a> KeyRange<'a> {
+    /// True if the two inclusive ranges share at least one key.
+    pub fn overlaps(&self, other: &KeyRange<'_>) -> bool {
+        self.min <= other.max && other.min <= self.max
+    }
+
+    /// The smallest range covering both.
+    pub fn hull(&self, other: &KeyRange<'a>) -> KeyRange<'a> {
+        KeyRange {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+
+    /// The hull of all the runs' ranges, or `None` for no runs.
+    pub fn of_runs<'r, I>(runs: I) -> Option<KeyRange<'r>>
+    where
+        I: IntoIterator<Item = &'r RunInfo>,
+    {
+        runs.into_iter()
+            .map(RunInfo::range)
+            .reduce(|a, b| a.hull(&b))
+    }
+}
+
+/// The tree.
+///
+/// `levels[0]` is level 0: newest run first, runs may overlap. For a leveled tree each
+/// `levels[i]` with `i >= 1` is sorted by `min_key` and its runs do not overlap. For a tiered
+/// tree every level is a list of sorted runs, newest first. Missing trailing levels are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levels {
+    /// The levels, level 0 first.
+    pub levels: Vec<Vec<RunInfo>>,
+}
+
+impl Levels {
+    /// The runs of `level` (empty for a level past the end).
+    pub fn level(&self, level: usize) -> &[RunInfo] {
+        self.levels.get(level).map_or(&[], Vec::as_slice)
+    }
+
+    /// Total bytes in `level` (saturating).
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.level(level)
+            .iter()
+            .fold(0u64, |acc, r| acc.saturating_add(r.size))
+    }
+
+    /// Total bytes in the tree (saturating).
+    pub fn total_bytes(&self) -> u64 {
+        (0..self.levels.len()).fold(0u64, |acc, l| acc.saturating_add(self.level_bytes(l)))
+    }
+
+    /// Number of runs in the tree.
+    pub fn run_count(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
+    }
+
+    /// True if no level holds a run.
+    pub fn is_empty(&self) -> bool {
+        self.levels.iter().all(Vec::is_empty)
+    }
+}
+
+/// How a task produces its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Read the inputs, merge them, write new runs.
+    Merge,
+    /// Move the input runs to `output_level` unchanged; no bytes are written.
+    TrivialMove,
+}
+
+/// One compaction to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Merge or trivial move.
+    pub kind: TaskKind,
+    /// The input runs as `(level, run id)`, in the order they appear in the tree (level 0
+    /// newest first, then deeper levels).
+    pub inputs: Vec<(usize, u64)>,
+    /// The level the outputs go to.
+    pub output_level: usize,
+    /// Split the merge output into runs of about this many bytes (`u64::MAX`: one run).
+    pub target_run_size: u64,
+    /// No data older than the output (below `output_level`, or older runs of the same level
+    /// for an intra-level merge) overlaps the inputs' key range, so tombstones and shadowed
+    /// versions no snapshot needs may be dropped.
+    pub bottommost: bool,
+}
+
+/// A compaction policy: a pure function from the tree to the next task.
+pub trait Strategy: Send + Sync + std::fmt::Debug {
+    /// A short name ("leveled", "tiered").
+    fn name(&self) -> &'static str;
+    /// A task for the tree, or None. Runs whose ids are in `busy` are being compacted already
+    /// and must not be picked.
+    fn pick(&self, levels: &Levels, busy: &HashSet<u64>) -> Option<Task>;
+}
+
+/// True if no run older than a task's output overlaps `range`: nothing in a level below
+/// `output_level`, and nothing in `output_level` itself that is not an input and comes after
+/// (is older than) `older_than_index` (pass `None` when the output level is sorted by key
+/// rather than by age).
+pub(crate) fn is_bottommost(
+    levels: &Levels,
+    range: Option<KeyRange<'_>>,
+    inputs: &[(usize, u64)],
+    output_level: usize,
+    older_than_index: Option<usize>,
+) -> bool {
+    let Some(range) = range else { return true };
+    let is_input = |level: usize, id: u64| inputs.iter().any(|&(l, i)| l == level && i == id);
+    let same_level_older = older_than_index.is_some_and(|start| {
+        levels
+            .level(output_level)
+            .iter()
+            .enumerate()
+            .any(|(pos, r)| {
+                pos > start && !is_input(output_level, r.id) && r.range().overlaps(&range)
+            })
+    });
+    let below = (output_level + 1..levels.levels.len()).any(|l| {
+        levels
+            .level(l)
+            .iter()
+            .any(|r| !is_input(l, r.id) && r.range().overlaps(&range))
+    });
+    !same_level_older && !below
+}
