@@ -213,30 +213,46 @@ impl Inner {
                 .min()
                 .unwrap_or(mem.log_number() + 1)
         };
-        let edit = VersionEdit {
-            next_file_number: Some(self.next_file.load(Ordering::SeqCst)),
-            flushed_version: Some(tree.state.flushed_version.max(mem.max_version())),
-            min_log_number: Some(remaining_min_log),
-            added: run.iter().map(|(d, _)| d.clone()).collect(),
-            deleted: Vec::new(),
-        };
-        tree.manifest.append(&edit)?;
-        tree.state.apply(&edit);
-        {
-            let mut view = self.view.write();
-            let mut next = View::clone(&view);
-            next.immutables.retain(|m| !Arc::ptr_eq(m, mem));
-            if let Some((_, reader)) = run {
-                next.runs.insert(0, reader);
-            }
-            *view = Arc::new(next);
-        }
+        let flushed = tree.state.flushed_version.max(mem.max_version());
+        self.record_flush(&mut tree, run, flushed, remaining_min_log, Some(mem))?;
         drop(tree);
         // The manifest no longer needs the segment; a failed removal leaves an obsolete file
         // that the next open deletes.
         let _ = self
             .vfs
             .remove_file(&files::wal_path(&self.dir, mem.log_number()));
+        Ok(())
+    }
+
+    /// Makes a flush durable and visible: one manifest edit (the run, if any, the flushed
+    /// version, the oldest WAL segment still needed), then one view swap that adds the run
+    /// and retires the flushed memtable. Used by the flusher and by recovery.
+    pub fn record_flush(
+        &self,
+        tree: &mut Tree,
+        run: Option<(RunDesc, Arc<RunReader>)>,
+        flushed_version: Version,
+        min_log_number: u64,
+        retire: Option<&Arc<Memtable>>,
+    ) -> Result<()> {
+        let edit = VersionEdit {
+            next_file_number: Some(self.next_file.load(Ordering::SeqCst)),
+            flushed_version: Some(flushed_version),
+            min_log_number: Some(min_log_number),
+            added: run.iter().map(|(d, _)| d.clone()).collect(),
+            deleted: Vec::new(),
+        };
+        tree.manifest.append(&edit)?;
+        tree.state.apply(&edit);
+        let mut view = self.view.write();
+        let mut next = View::clone(&view);
+        if let Some(mem) = retire {
+            next.immutables.retain(|m| !Arc::ptr_eq(m, mem));
+        }
+        if let Some((_, reader)) = run {
+            next.runs.insert(0, reader);
+        }
+        *view = Arc::new(next);
         Ok(())
     }
 

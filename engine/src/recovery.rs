@@ -15,7 +15,7 @@
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::inner::{Inner, Tree, WalState};
-use crate::manifest::{self, ManifestWriter, TreeState, VersionEdit};
+use crate::manifest::{self, ManifestWriter, TreeState};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::view::View;
@@ -26,7 +26,6 @@ use chronokv_vfs::Vfs;
 use chronokv_wal::{RecoveryMode, SegmentWriter};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
@@ -123,21 +122,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     let run = inner.write_run(&replayed)?;
     {
         let mut tree = inner.tree.lock();
-        let edit = VersionEdit {
-            next_file_number: Some(inner.next_file.load(Ordering::SeqCst)),
-            flushed_version: Some(last_version),
-            min_log_number: Some(wal_number),
-            added: run.iter().map(|(d, _)| d.clone()).collect(),
-            deleted: Vec::new(),
-        };
-        tree.manifest.append(&edit)?;
-        tree.state.apply(&edit);
-        if let Some((_, reader)) = run {
-            let mut view = inner.view.write();
-            let mut next = View::clone(&view);
-            next.runs.insert(0, reader);
-            *view = Arc::new(next);
-        }
+        inner.record_flush(&mut tree, run, last_version, wal_number, None)?;
         remove_unreferenced(vfs.as_ref(), dir, &tree.state, manifest_number, wal_number)?;
     }
     Ok(inner)
