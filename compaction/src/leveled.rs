@@ -31,7 +31,9 @@
 
 use std::collections::HashSet;
 
-use crate::types::{is_bottommost, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind};
+use crate::types::{
+    is_bottommost, manual_inputs, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind,
+};
 
 /// Leveled compaction with dynamic level sizing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,5 +246,47 @@ impl Strategy for Leveled {
                 0 => self.pick_l0(levels, busy),
                 l => self.pick_level(levels, l, busy),
             })
+    }
+
+    /// Level 0 runs past the trigger, plus every level's excess over its target.
+    fn pending_bytes(&self, levels: &Levels) -> u64 {
+        let mut debt = 0u64;
+        if levels.level(0).len() >= self.l0_trigger.max(1) {
+            debt = levels.level_bytes(0);
+        }
+        let targets = self.level_targets(levels);
+        for level in 1..self.last_level(levels) {
+            let target = targets.get(level).copied().unwrap_or(0);
+            debt = debt.saturating_add(levels.level_bytes(level).saturating_sub(target));
+        }
+        debt
+    }
+
+    /// Everything overlapping the range goes to the last level in one merge, so tombstones
+    /// and shadowed versions can be dropped. A lone run already in the last level is only
+    /// rewritten when it holds tombstones.
+    fn manual(&self, levels: &Levels, range: Option<KeyRange<'_>>) -> Option<Task> {
+        let inputs = manual_inputs(levels, range);
+        let output_level = self.last_level(levels);
+        if let [(level, id)] = inputs.as_slice() {
+            let run = levels.level(*level).iter().find(|r| r.id == *id)?;
+            if *level == output_level && run.tombstones == 0 {
+                return None;
+            }
+        }
+        if inputs.is_empty() {
+            return None;
+        }
+        let runs = inputs
+            .iter()
+            .filter_map(|&(l, id)| levels.level(l).iter().find(|r| r.id == id));
+        let hull = KeyRange::of_runs(runs);
+        Some(Task {
+            kind: TaskKind::Merge,
+            bottommost: is_bottommost(levels, hull, &inputs, output_level, None),
+            inputs,
+            output_level,
+            target_run_size: self.target_run_size,
+        })
     }
 }

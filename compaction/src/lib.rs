@@ -27,4 +27,4 @@ mod types;
 pub use apply::apply;
 pub use leveled::Leveled;
 pub use tiered::Tiered;
-pub use types::{KeyRange, Levels, RunInfo, Strategy, Task, TaskKind};
+pub use types::{manual_inputs, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind};

@@ -25,7 +25,9 @@
 
 use std::collections::HashSet;
 
-use crate::types::{is_bottommost, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind};
+use crate::types::{
+    is_bottommost, manual_inputs, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind,
+};
 
 /// Size-tiered compaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +136,45 @@ impl Strategy for Tiered {
             bottommost: is_bottommost(levels, range, &inputs, w.level, Some(last_index)),
             inputs,
             output_level: w.level,
+            target_run_size: self.target_run_size,
+        })
+    }
+
+    /// The bytes of the merge the strategy would run next if nothing were busy.
+    fn pending_bytes(&self, levels: &Levels) -> u64 {
+        let Some(task) = self.pick(levels, &HashSet::new()) else {
+            return 0;
+        };
+        task.inputs
+            .iter()
+            .filter_map(|&(l, id)| levels.level(l).iter().find(|r| r.id == id))
+            .fold(0u64, |acc, r| acc.saturating_add(r.size))
+    }
+
+    /// One merge of the overlap-closed input set into the deepest level it touches. A lone
+    /// run without tombstones is left alone.
+    fn manual(&self, levels: &Levels, range: Option<KeyRange<'_>>) -> Option<Task> {
+        let inputs = manual_inputs(levels, range);
+        let &(output_level, _) = inputs.iter().max_by_key(|(l, _)| *l)?;
+        let runs: Vec<&RunInfo> = inputs
+            .iter()
+            .filter_map(|&(l, id)| levels.level(l).iter().find(|r| r.id == id))
+            .collect();
+        if let [run] = runs.as_slice() {
+            if run.tombstones == 0 {
+                return None;
+            }
+        }
+        let oldest = levels
+            .level(output_level)
+            .iter()
+            .rposition(|r| inputs.contains(&(output_level, r.id)));
+        let hull = KeyRange::of_runs(runs.iter().copied());
+        Some(Task {
+            kind: TaskKind::Merge,
+            bottommost: is_bottommost(levels, hull, &inputs, output_level, oldest),
+            inputs,
+            output_level,
             target_run_size: self.target_run_size,
         })
     }

@@ -147,6 +147,83 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     /// A task for the tree, or None. Runs whose ids are in `busy` are being compacted already
     /// and must not be picked.
     fn pick(&self, levels: &Levels, busy: &HashSet<u64>) -> Option<Task>;
+    /// Bytes this strategy still wants to rewrite before the tree is in shape ("compaction
+    /// debt"); the engine slows and then stops writes when it grows too large.
+    fn pending_bytes(&self, levels: &Levels) -> u64;
+    /// A manual compaction of every run whose keys overlap `range` (`None`: the whole tree),
+    /// or None when there is nothing to do. The input set is closed under overlap (see
+    /// [`manual_inputs`]), so the output can go to the chosen level without breaking the
+    /// tree's ordering. It ignores busy runs: the caller waits until none of the inputs is
+    /// busy and asks again.
+    fn manual(&self, levels: &Levels, range: Option<KeyRange<'_>>) -> Option<Task>;
+}
+
+/// True if no two runs of `runs` overlap.
+pub(crate) fn pairwise_disjoint(runs: &[RunInfo]) -> bool {
+    let mut sorted: Vec<&RunInfo> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.min_key.cmp(&b.min_key));
+    sorted.windows(2).all(|w| w[0].max_key < w[1].min_key)
+}
+
+/// The runs a manual compaction of `range` must take, as `(level, id)` in tree order.
+///
+/// Start from every run overlapping `range`, then grow to a fixpoint: in a level whose runs
+/// overlap each other (level 0, a tiered level) take the whole age window from the newest to
+/// the oldest overlapping run, so the merged output can take the window's place without
+/// reordering versions of a key; in a level of disjoint runs take the runs overlapping the
+/// hull of everything taken so far. The result's hull then overlaps no run left out.
+pub fn manual_inputs(levels: &Levels, range: Option<KeyRange<'_>>) -> Vec<(usize, u64)> {
+    let (mut lo, mut hi): (Vec<u8>, Option<Vec<u8>>) = match range {
+        Some(r) => (r.min.to_vec(), Some(r.max.to_vec())),
+        None => (Vec::new(), None),
+    };
+    let mut taken: Vec<Vec<bool>> = levels.levels.iter().map(|l| vec![false; l.len()]).collect();
+    loop {
+        let mut grew = false;
+        let hits = |r: &RunInfo, lo: &[u8], hi: &Option<Vec<u8>>| {
+            r.max_key.as_slice() >= lo && hi.as_ref().is_none_or(|h| r.min_key <= *h)
+        };
+        for (level, runs) in levels.levels.iter().enumerate() {
+            let overlapping: Vec<usize> = (0..runs.len())
+                .filter(|&i| hits(&runs[i], &lo, &hi))
+                .collect();
+            let chosen: Vec<usize> = match (overlapping.first(), overlapping.last()) {
+                (Some(&first), Some(&last)) if level == 0 || !pairwise_disjoint(runs) => {
+                    (first..=last).collect()
+                }
+                _ => overlapping,
+            };
+            for i in chosen {
+                if !taken[level][i] {
+                    taken[level][i] = true;
+                    grew = true;
+                    let r = &runs[i];
+                    if r.min_key < lo {
+                        lo = r.min_key.clone();
+                    }
+                    if let Some(h) = &hi {
+                        if r.max_key > *h {
+                            hi = Some(r.max_key.clone());
+                        }
+                    }
+                }
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    levels
+        .levels
+        .iter()
+        .enumerate()
+        .flat_map(|(level, runs)| {
+            runs.iter()
+                .zip(&taken[level])
+                .filter(|(_, t)| **t)
+                .map(move |(r, _)| (level, r.id))
+        })
+        .collect()
 }
 
 /// True if no run older than a task's output overlaps `range`: nothing in a level below

@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use chronokv_compaction::{apply, Leveled, Levels, RunInfo, Strategy, Task, TaskKind, Tiered};
+use chronokv_compaction::{
+    apply, manual_inputs, KeyRange, Leveled, Levels, RunInfo, Strategy, Task, TaskKind, Tiered,
+};
 use proptest::prelude::*;
 
 fn key(k: u16) -> Vec<u8> {
@@ -142,6 +144,50 @@ proptest! {
                 let after = apply(&levels, &task, Vec::new());
                 prop_assert!(after.levels.len() > task.output_level);
             }
+        }
+    }
+
+    #[test]
+    fn manual_compaction_is_closed_under_overlap_and_keeps_the_shape(
+        flushes in prop::collection::vec((any::<u16>(), 0u16..2000, 1u64..400), 1..40),
+        lo in any::<u16>(),
+        width in 0u16..3000,
+    ) {
+        let strategy = Leveled { l0_trigger: 3, size_ratio: 4, base_level_bytes: 500, target_run_size: 300, max_levels: 5 };
+        let mut levels = Levels::default();
+        let mut next_id = 0u64;
+        for (flo, fwidth, size) in flushes {
+            next_id += 1;
+            if levels.levels.is_empty() {
+                levels.levels.push(Vec::new());
+            }
+            if let Some(l0) = levels.levels.first_mut() {
+                l0.insert(0, run(next_id, flo, flo.saturating_add(fwidth), size));
+            }
+            while let Some(task) = strategy.pick(&levels, &HashSet::new()) {
+                let out = if task.kind == TaskKind::Merge { outputs(&levels, &task, &mut next_id) } else { Vec::new() };
+                levels = apply(&levels, &task, out);
+            }
+        }
+        let (min, max) = (key(lo), key(lo.saturating_add(width)));
+        let range = KeyRange { min: &min, max: &max };
+        let inputs = manual_inputs(&levels, Some(range));
+        let taken: Vec<&RunInfo> = inputs.iter().filter_map(|&(l, id)| levels.level(l).iter().find(|r| r.id == id)).collect();
+        prop_assert_eq!(taken.len(), inputs.len());
+        if let Some(hull) = KeyRange::of_runs(taken.iter().copied()) {
+            for (l, runs) in levels.levels.iter().enumerate() {
+                for r in runs {
+                    if !inputs.contains(&(l, r.id)) {
+                        prop_assert!(!r.range().overlaps(&hull), "run {} left out but overlaps", r.id);
+                    }
+                }
+            }
+        }
+        if let Some(task) = strategy.manual(&levels, Some(range)) {
+            let out = outputs(&levels, &task, &mut next_id);
+            let after = apply(&levels, &task, out);
+            assert_leveled_shape(&after);
+            prop_assert!(task.bottommost);
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct Private {
     pub codec: u32,
     /// Total entries in the run.
     pub entry_count: u64,
+    /// Tombstones among them.
+    pub tombstone_count: u64,
     /// Smallest version in the run.
     pub min_version: u64,
     /// Largest version in the run.
@@ -153,6 +155,7 @@ pub fn encode(p: &Private) -> Vec<u8> {
     out.extend_from_slice(&(p.heap.len() as u64).to_le_bytes());
     out.extend_from_slice(&bloom_off.to_le_bytes());
     out.extend_from_slice(&(bloom.len() as u64).to_le_bytes());
+    out.extend_from_slice(&p.tombstone_count.to_le_bytes());
     out.resize(HEADER_LEN, 0);
     for e in &p.entries {
         e.encode(&mut out);
@@ -187,6 +190,10 @@ pub fn decode(b: &[u8], data_end: u64) -> Result<Private, (u64, String)> {
         return Err((4, format!("unknown codec {codec}")));
     }
     let entry_count = u64_at(b, 8);
+    let tombstone_count = u64_at(b, 80);
+    if tombstone_count > entry_count {
+        return Err((80, "more tombstones than entries".into()));
+    }
     let block_count = u32_at(b, 16) as u64;
     if u32_at(b, 20) as usize != ENTRY_LEN {
         return Err((20, "unexpected index entry size".into()));
@@ -242,6 +249,7 @@ pub fn decode(b: &[u8], data_end: u64) -> Result<Private, (u64, String)> {
     Ok(Private {
         codec,
         entry_count,
+        tombstone_count,
         min_version,
         max_version,
         entries,
@@ -268,6 +276,7 @@ mod tests {
         let p = Private {
             codec: CODEC_NONE,
             entry_count: 3,
+            tombstone_count: 1,
             min_version: 1,
             max_version: 9,
             entries: vec![IndexEntry {
@@ -287,6 +296,7 @@ mod tests {
         let bytes = encode(&p);
         let q = decode(&bytes, 10_000).unwrap();
         assert_eq!(q.entries, p.entries);
+        assert_eq!(q.tombstone_count, 1);
         assert_eq!(q.key(q.entries[0].last_key), b"b");
         assert!(q.bloom.check(&fingerprint(b"a")));
         assert!(decode(&bytes, 100).is_err());

@@ -115,6 +115,7 @@ impl RunReader {
         let meta = RunMeta {
             file_size: len as u64,
             entry_count: private.entry_count,
+            tombstone_count: private.tombstone_count,
             block_count: private.entries.len() as u32,
             min_key: private.key(first.first_key).to_vec(),
             max_key: private.key(last.last_key).to_vec(),

@@ -124,6 +124,8 @@ proptest! {
         let run = open(&fs, &path);
         prop_assert_eq!(run.meta(), &meta);
         prop_assert_eq!(meta.entry_count as usize, rows.len());
+        let deletes = rows.iter().filter(|r| r.2 == Kind::Delete).count();
+        prop_assert_eq!(meta.tombstone_count as usize, deletes);
         prop_assert!(run.verify().is_empty());
         for r in &rows {
             prop_assert_eq!(run.get(&r.0, Version(r.1)).unwrap(), oracle_get(&rows, &r.0, r.1));

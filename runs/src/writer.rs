@@ -62,6 +62,8 @@ pub struct RunMeta {
     pub file_size: u64,
     /// Number of entries (all versions, tombstones included).
     pub entry_count: u64,
+    /// Number of tombstones among them.
+    pub tombstone_count: u64,
     /// Number of blocks (record batches).
     pub block_count: u32,
     /// Smallest user key.
@@ -124,6 +126,7 @@ pub struct RunWriter {
     heap: Vec<u8>,
     fingerprints: Vec<u64>,
     entry_count: u64,
+    tombstone_count: u64,
     min_version: u64,
     max_version: u64,
     min_key: Vec<u8>,
@@ -194,6 +197,7 @@ impl RunWriter {
             heap: Vec::new(),
             fingerprints: Vec::new(),
             entry_count: 0,
+            tombstone_count: 0,
             min_version: u64::MAX,
             max_version: 0,
             min_key: Vec::new(),
@@ -255,6 +259,7 @@ impl RunWriter {
         p.min_version = p.min_version.min(version.0);
         p.max_version = p.max_version.max(version.0);
         self.entry_count += 1;
+        self.tombstone_count += u64::from(kind == Kind::Delete);
         self.min_version = self.min_version.min(version.0);
         self.max_version = self.max_version.max(version.0);
         match &mut self.last {
@@ -374,6 +379,7 @@ impl RunWriter {
         let private = Private {
             codec,
             entry_count: self.entry_count,
+            tombstone_count: self.tombstone_count,
             min_version: self.min_version,
             max_version: self.max_version,
             entries: std::mem::take(&mut self.entries),
@@ -424,6 +430,7 @@ impl RunWriter {
         Ok(RunMeta {
             file_size: self.pos,
             entry_count: self.entry_count,
+            tombstone_count: self.tombstone_count,
             block_count: private.entries.len() as u32,
             min_key: std::mem::take(&mut self.min_key),
             max_key,
