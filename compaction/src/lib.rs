@@ -19,12 +19,14 @@
 //! instance can be asked from any thread.
 
 mod apply;
+pub mod gc;
 mod leveled;
 pub mod sim;
 mod tiered;
 mod types;
 
 pub use apply::apply;
+pub use gc::{GcFilter, GcRules, GcStats};
 pub use leveled::Leveled;
 pub use tiered::Tiered;
 pub use types::{KeyRange, Levels, RunInfo, Strategy, Task, TaskKind};
