@@ -21,8 +21,8 @@
 //! See `README.md` for the design and `docs/format/` for every on-disk layout.
 
 pub use chronokv_engine::{
-    Bytes, Compression, Db, Durability, Error, Iter, Options, RecoveryMode, Result, Version,
-    WriteBatch,
+    Bytes, CompactionStyle, Compression, Db, Durability, Error, Iter, LevelStats, Leveled, Options,
+    RecoveryMode, Result, SpaceUsage, Stats, Tiered, Version, WriteBatch,
 };
 
 /// The file-system seam: implement [`vfs::Vfs`] to run chronokv on other storage, or use

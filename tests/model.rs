@@ -1,13 +1,15 @@
 //! Model-based test: random puts, deletes, batches, point reads, forward/backward/prefix
-//! scans, flushes and reopens, checked step by step against a `BTreeMap` oracle.
+//! scans, flushes, manual compactions and reopens, checked step by step against a
+//! `BTreeMap` oracle, under several configurations (memtable sizes, compaction styles).
 
 mod common;
 
 use chronokv::vfs::MemFs;
-use chronokv::{Db, WriteBatch};
+use chronokv::{Db, Options, WriteBatch};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::path::Path;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -18,6 +20,7 @@ enum Op {
     Scan(Option<u8>, Option<u8>, bool),
     Prefix(u8),
     Flush,
+    Compact(Option<u8>, Option<u8>),
     Reopen,
 }
 
@@ -38,13 +41,16 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, b, r)| Op::Scan(a.map(|x| x % 64), b.map(|x| x % 64), r)),
         1 => any::<u8>().prop_map(|p| Op::Prefix(p % 4)),
         1 => Just(Op::Flush),
+        1 => (proptest::option::of(any::<u8>()), proptest::option::of(any::<u8>()))
+            .prop_map(|(a, b)| Op::Compact(a.map(|x| x % 64), b.map(|x| x % 64))),
         1 => Just(Op::Reopen),
     ]
 }
 
-fn run(ops: Vec<Op>, memtable_size: usize) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>, options: impl Fn(&MemFs) -> Options) -> Result<(), TestCaseError> {
     let fs = MemFs::new();
-    let mut db: Option<Db> = Some(common::open_mem(&fs, memtable_size));
+    let open = |fs: &MemFs| Db::open(Path::new("/db"), options(fs)).expect("open");
+    let mut db: Option<Db> = Some(open(&fs));
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for op in ops {
         let d = db.as_ref().expect("open");
@@ -115,9 +121,14 @@ fn run(ops: Vec<Op>, memtable_size: usize) -> Result<(), TestCaseError> {
                 prop_assert_eq!(got, expect);
             }
             Op::Flush => d.flush().unwrap(),
+            Op::Compact(a, b) => {
+                let lo = a.map_or(Bound::Unbounded, |a| Bound::Included(key(a)));
+                let hi = b.map_or(Bound::Unbounded, |b| Bound::Included(key(b)));
+                d.compact_range((lo, hi)).unwrap();
+            }
             Op::Reopen => {
                 db.take().expect("open").close().unwrap();
-                db = Some(common::open_mem(&fs, memtable_size));
+                db = Some(open(&fs));
             }
         }
     }
@@ -133,12 +144,24 @@ proptest! {
     /// A tiny memtable: most operations cross a flush.
     #[test]
     fn matches_btreemap_with_tiny_memtable(ops in proptest::collection::vec(op(), 1..160)) {
-        run(ops, 600)?;
+        run(ops, |fs| common::mem_options(fs, 600))?;
     }
 
     /// A large memtable: reads come mostly from memory, reopens replay the WAL.
     #[test]
     fn matches_btreemap_with_large_memtable(ops in proptest::collection::vec(op(), 1..160)) {
-        run(ops, 1 << 20)?;
+        run(ops, |fs| common::mem_options(fs, 1 << 20))?;
+    }
+
+    /// A tiny memtable and leveled compaction that triggers all the time.
+    #[test]
+    fn matches_btreemap_with_aggressive_leveled_compaction(ops in proptest::collection::vec(op(), 1..200)) {
+        run(ops, |fs| common::compacting_options(fs, 400, common::aggressive_leveled()))?;
+    }
+
+    /// A tiny memtable and tiered compaction merging pairs.
+    #[test]
+    fn matches_btreemap_with_aggressive_tiered_compaction(ops in proptest::collection::vec(op(), 1..200)) {
+        run(ops, |fs| common::compacting_options(fs, 400, common::aggressive_tiered()))?;
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use chronokv_compaction::{manual_inputs, KeyRange, Leveled, Strategy, Tiered, TaskKind};
+use chronokv_compaction::{manual_inputs, KeyRange, Leveled, Strategy, TaskKind, Tiered};
 use common::{run, tree};
 
 fn range<'a>(min: &'a [u8], max: &'a [u8]) -> Option<KeyRange<'a>> {
@@ -69,18 +69,33 @@ fn leveled_manual_goes_to_the_last_level_and_is_bottommost() {
 #[test]
 fn a_lone_clean_bottom_run_is_left_alone() {
     let s = Leveled::default();
-    let t = tree(vec![vec![], vec![], vec![], vec![], vec![], vec![], vec![run(1, 0, 9, 5)]]);
+    let t = tree(vec![
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![run(1, 0, 9, 5)],
+    ]);
     assert_eq!(s.manual(&t, None), None);
     let mut with_tombstones = t.clone();
     with_tombstones.levels[6][0].tombstones = 1;
     assert!(s.manual(&with_tombstones, None).is_some());
-    assert_eq!(Tiered::default().manual(&tree(vec![vec![run(1, 0, 9, 5)]]), None), None);
+    assert_eq!(
+        Tiered::default().manual(&tree(vec![vec![run(1, 0, 9, 5)]]), None),
+        None
+    );
 }
 
 #[test]
 fn tiered_manual_merges_within_level_zero() {
     let s = Tiered::default();
-    let t = tree(vec![vec![run(1, 0, 9, 5), run(2, 5, 20, 500), run(3, 50, 60, 5)]]);
+    let t = tree(vec![vec![
+        run(1, 0, 9, 5),
+        run(2, 5, 20, 500),
+        run(3, 50, 60, 5),
+    ]]);
     let task = s.manual(&t, range(&[0], &[6])).expect("a task");
     assert_eq!(task.inputs, vec![(0, 1), (0, 2)]);
     assert_eq!(task.output_level, 0);

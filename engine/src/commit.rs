@@ -11,6 +11,7 @@ use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::options::Durability;
+use crate::stats::Counters;
 use bytes::Bytes;
 use chronokv_snapshot::Version;
 use chronokv_wal::RecordRef;
@@ -81,7 +82,9 @@ impl CommitQueue {
         }
         drop(q);
 
-        let outcome = commit_group(inner, &group);
+        let outcome = inner
+            .throttle(bytes)
+            .and_then(|()| commit_group(inner, &group));
         let mut q = self.state.lock();
         for (i, slot) in group.iter().enumerate() {
             let r = match &outcome {
@@ -160,6 +163,7 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
     if records.is_empty() {
         return Ok(versions);
     }
+    let wal_before = wal.writer.len();
     let logged = wal.writer.append(&records).and_then(|()| {
         if group.iter().any(|s| s.sync) {
             wal.writer.sync()
@@ -172,7 +176,12 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
         inner.poison(&e);
         return Err(e);
     }
+    Counters::add(
+        &inner.counters.wal_bytes,
+        wal.writer.len().saturating_sub(wal_before),
+    );
     let mem = inner.current_view().active.clone();
+    let mut user_bytes = 0u64;
     for r in &records {
         for (i, entry) in r.entries.iter().enumerate() {
             // The WAL encoder produced these bytes a moment ago; they always decode.
@@ -184,6 +193,7 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
                 continue;
             };
             let version = Version(r.first_version.0 + i as u64);
+            user_bytes += (key.len() + value.len()) as u64;
             mem.insert(
                 Bytes::copy_from_slice(key),
                 version,
@@ -192,6 +202,7 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
             );
         }
     }
+    Counters::add(&inner.counters.user_bytes, user_bytes);
     wal.last_version = next - 1;
     inner.visible.store(next - 1, Ordering::Release);
     Ok(versions)

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::options::{Durability, Options};
 use crate::recovery;
+use crate::stats::{LevelStats, SpaceUsage, Stats};
 use bytes::Bytes;
 use chronokv_snapshot::{Scan, Source, Version};
 use std::ops::{Bound, RangeBounds};
@@ -20,7 +21,8 @@ use std::thread::JoinHandle;
 pub struct Db {
     inner: Arc<Inner>,
     commit: CommitQueue,
-    flusher: Option<JoinHandle<()>>,
+    /// The flusher and the compaction threads; empty once closed.
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -88,16 +90,31 @@ impl Db {
     /// whatever a crash left. Fails with [`Error::Locked`] if another `Db` has it open.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let inner = recovery::open(path.as_ref(), options)?;
-        let bg = inner.clone();
-        let flusher = std::thread::Builder::new()
-            .name("chronokv-flush".into())
-            .spawn(move || bg.flusher_loop())
-            .map_err(|e| Error::io(path.as_ref(), e))?;
-        Ok(Db {
-            inner,
+        let mut db = Db {
+            inner: inner.clone(),
             commit: CommitQueue::default(),
-            flusher: Some(flusher),
-        })
+            workers: Vec::new(),
+        };
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| Error::io(path.as_ref(), e))
+        };
+        let bg = inner.clone();
+        db.workers.push(spawn(
+            "chronokv-flush".into(),
+            Box::new(move || bg.flusher_loop()),
+        )?);
+        for i in 0..inner.opts.compaction_threads {
+            let bg = inner.clone();
+            let name = format!("chronokv-compact-{i}");
+            db.workers
+                .push(spawn(name, Box::new(move || bg.compaction_loop()))?);
+        }
+        // Work left over from before a restart (a full level 0, say) starts now.
+        inner.refresh_stall(&inner.current_view());
+        Ok(db)
     }
 
     /// The database directory.
@@ -127,7 +144,7 @@ impl Db {
 
     /// Commits a batch atomically with the given durability.
     pub fn write_with(&self, batch: WriteBatch, durability: Durability) -> Result<Version> {
-        if self.flusher.is_none() {
+        if self.workers.is_empty() {
             return Err(Error::Closed);
         }
         self.commit.commit(&self.inner, batch, durability)
@@ -135,8 +152,8 @@ impl Db {
 
     /// The latest value of `key`, or `None` if it is absent or deleted.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        let snapshot = self.inner.snapshot_version();
-        self.inner.current_view().get(key.as_ref(), snapshot)
+        let (snapshot, view) = self.inner.read_point();
+        view.get(key.as_ref(), snapshot)
     }
 
     /// The version of the latest commit visible to reads.
@@ -162,8 +179,7 @@ impl Db {
     }
 
     fn scan_bounds(&self, lo: Bound<Bytes>, hi: Bound<Bytes>) -> Iter {
-        let snapshot = self.inner.snapshot_version();
-        let view = self.inner.current_view();
+        let (snapshot, view) = self.inner.read_point();
         let empty = is_empty_range(&lo, &hi);
         let factory = move || -> Result<Vec<Source<Error>>> {
             if empty {
@@ -188,6 +204,83 @@ impl Db {
         self.inner.wait_for_flushes()
     }
 
+    /// Flushes the memtable, then compacts every run holding keys in `range` in one merge
+    /// (in the calling thread), so that versions no reader can see and, at the bottom of the
+    /// tree, deleted keys leave the disk. With leveled compaction the result goes to the
+    /// last level. Waits while a background compaction holds a run it needs. Range ends are
+    /// treated as inclusive (compacting a little more is harmless).
+    pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        let end = |b: Bound<&K>| match b {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+            Bound::Unbounded => None,
+        };
+        let (lo, hi) = (end(range.start_bound()), end(range.end_bound()));
+        self.flush()?;
+        self.inner.compact_range(lo.as_deref(), hi.as_deref())
+    }
+
+    /// Waits until every sealed memtable is flushed and background compaction has nothing
+    /// left to do. Useful before measuring, and in tests.
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        self.inner.wait_for_compactions()
+    }
+
+    /// A snapshot of the engine's counters and the shape of the tree. Cheap: it reads
+    /// counters and run metadata only.
+    pub fn stats(&self) -> Stats {
+        let view = self.inner.current_view();
+        let mut stats = Stats::from_counters(&self.inner.counters);
+        stats.strategy = self.inner.strategy().name();
+        stats.levels = view
+            .levels
+            .iter()
+            .map(|level| {
+                let mut s = LevelStats::default();
+                for run in &level.runs {
+                    let m = run.reader.meta();
+                    s.runs += 1;
+                    s.bytes += m.file_size;
+                    s.entries += m.entry_count;
+                    s.tombstones += m.tombstone_count;
+                }
+                s
+            })
+            .collect();
+        stats.pending_compaction_bytes = self.inner.strategy().pending_bytes(&view.policy_levels());
+        stats
+    }
+
+    /// Measures space: bytes of runs and WAL on disk, and the key and value bytes of the
+    /// live pairs. Reads every live pair (a full scan), so it costs as much as one.
+    pub fn space_usage(&self) -> Result<SpaceUsage> {
+        let view = self.inner.current_view();
+        let mut usage = SpaceUsage {
+            run_bytes: view.runs().map(|(_, r)| r.reader.meta().file_size).sum(),
+            ..SpaceUsage::default()
+        };
+        for name in self
+            .inner
+            .vfs
+            .list(&self.inner.dir)
+            .map_err(|e| Error::io(&self.inner.dir, e))?
+        {
+            if matches!(
+                crate::files::classify(&name),
+                Some(crate::files::FileKind::Wal(_))
+            ) {
+                let path = self.inner.dir.join(&name);
+                usage.wal_bytes += self.inner.vfs.file_size(&path).unwrap_or(0);
+            }
+        }
+        drop(view);
+        for pair in self.scan::<&[u8], _>(..) {
+            let (k, v) = pair?;
+            usage.live_keys += 1;
+            usage.live_bytes += (k.len() + v.len()) as u64;
+        }
+        Ok(usage)
+    }
+
     /// Syncs the WAL so every acknowledged write survives a power loss too.
     pub fn sync_wal(&self) -> Result<()> {
         let mut wal = self.inner.wal.lock();
@@ -206,9 +299,9 @@ impl Db {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        let Some(flusher) = self.flusher.take() else {
+        if self.workers.is_empty() {
             return Ok(());
-        };
+        }
         let synced = {
             let mut wal = self.inner.wal.lock();
             match self.inner.check_writable() {
@@ -217,13 +310,18 @@ impl Db {
                 Err(_) => Ok(()),
             }
         };
+        self.inner
+            .cancel
+            .store(true, std::sync::atomic::Ordering::Release);
         {
             let mut bg = self.inner.bg.lock();
             bg.shutdown = true;
             self.inner.bg_work.notify_all();
             self.inner.bg_done.notify_all();
         }
-        let _ = flusher.join();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
         synced
     }
 }

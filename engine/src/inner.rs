@@ -1,5 +1,6 @@
 //! The shared state of an open database, and the operations that change its shape:
-//! sealing a memtable, flushing one to a run, poisoning after a failure.
+//! sealing a memtable, flushing one to a run, recording manifest edits, poisoning after a
+//! failure. Compaction lives in `compactor`, write stalls in `stall`.
 //!
 //! Lock order (never taken the other way round): `wal` -> `bg` -> `tree` -> `view`.
 //! `commit` (the queue) is never held while any other lock is taken.
@@ -9,15 +10,18 @@ use crate::files;
 use crate::manifest::{ManifestWriter, RunDesc, TreeState, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::view::View;
-use chronokv_runs::{BlockCache, RunReader, RunWriter, RunWriterOptions};
+use crate::stats::Counters;
+use crate::view::{LiveRun, View};
+use chronokv_compaction::Strategy;
+use chronokv_runs::{BlockCache, Compression, RunReader, RunWriter, RunWriterOptions};
 use chronokv_snapshot::Version;
 use chronokv_vfs::{DirLock, Vfs};
 use chronokv_wal::SegmentWriter;
 use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// The WAL segment being written and the last version handed out. Held by the commit
@@ -33,10 +37,12 @@ pub struct Tree {
     pub state: TreeState,
 }
 
-/// Background-work signalling.
+/// Background-work signalling and bookkeeping.
 #[derive(Default)]
 pub struct Bg {
     pub shutdown: bool,
+    /// Runs that a compaction (automatic or manual) has taken as input.
+    pub busy: HashSet<u64>,
 }
 
 pub struct Inner {
@@ -44,6 +50,13 @@ pub struct Inner {
     pub opts: Options,
     pub vfs: Arc<dyn Vfs>,
     pub cache: Arc<BlockCache>,
+    pub counters: Counters,
+    /// The write-stall state (`stall::NONE`, `SLOW`, `STOP`), refreshed on every tree change.
+    pub stall: AtomicU8,
+    /// Delay owed by slowed-down writes, in nanoseconds, paid in sleeps of at least 1 ms.
+    pub stall_debt: Mutex<u64>,
+    /// Set on shutdown: running compactions stop early and discard their output.
+    pub cancel: AtomicBool,
     /// Every version up to this one is committed and readable.
     pub visible: AtomicU64,
     pub view: RwLock<Arc<View>>,
@@ -77,6 +90,10 @@ impl Inner {
             vfs: opts.vfs.clone(),
             opts,
             cache,
+            counters: Counters::default(),
+            stall: AtomicU8::new(0),
+            stall_debt: Mutex::new(0),
+            cancel: AtomicBool::new(false),
             visible: AtomicU64::new(wal.last_version),
             view: RwLock::new(Arc::new(view)),
             wal: Mutex::new(wal),
@@ -103,6 +120,22 @@ impl Inner {
         self.view.read().clone()
     }
 
+    /// A version to read at and the view to read it from, such that no compaction in the
+    /// view dropped a version the reader could need (see `view`'s module documentation).
+    pub fn read_point(&self) -> (Version, Arc<View>) {
+        loop {
+            let version = self.snapshot_version();
+            let view = self.current_view();
+            if version >= view.gc_horizon {
+                return (version, view);
+            }
+        }
+    }
+
+    pub fn strategy(&self) -> &dyn Strategy {
+        self.opts.compaction.strategy()
+    }
+
     /// Stops all writes after a failed write or sync: the kernel may have dropped the data,
     /// so nothing written since the last good sync may be acknowledged.
     pub fn poison(&self, err: &Error) {
@@ -114,6 +147,7 @@ impl Inner {
         drop(reason);
         let _bg = self.bg.lock();
         self.bg_done.notify_all();
+        self.bg_work.notify_all();
     }
 
     pub fn check_writable(&self) -> Result<()> {
@@ -124,13 +158,24 @@ impl Inner {
         Ok(())
     }
 
-    fn run_options(&self) -> RunWriterOptions {
+    /// How runs of `level` are written.
+    pub fn run_options(&self, level: usize) -> RunWriterOptions {
+        let compression: Compression = if level >= 2 {
+            self.opts.deep_compression
+        } else {
+            self.opts.compression
+        };
         RunWriterOptions {
             block_target_bytes: self.opts.block_size,
-            compression: self.opts.compression,
+            compression,
             bloom_fp_rate: self.opts.bloom_fp_rate,
             ..RunWriterOptions::default()
         }
+    }
+
+    /// Wraps a freshly written or opened run for the view.
+    pub fn live_run(&self, reader: Arc<RunReader>) -> Arc<LiveRun> {
+        LiveRun::new(reader, self.vfs.clone(), self.cache.clone())
     }
 
     /// Seals the active memtable and starts a new one with a new WAL segment. Waits first
@@ -175,29 +220,24 @@ impl Inner {
 
     /// Writes a memtable as a level-0 run (if it holds anything). The run is durable and
     /// named when this returns; nothing references it yet.
-    pub fn write_run(&self, mem: &Arc<Memtable>) -> Result<Option<(RunDesc, Arc<RunReader>)>> {
+    pub fn write_run(&self, mem: &Arc<Memtable>) -> Result<Option<(RunDesc, Arc<LiveRun>)>> {
         if mem.is_empty() {
             return Ok(None);
         }
         let number = self.alloc_file_number();
         let path = files::run_path(&self.dir, number);
-        let mut writer = RunWriter::create(self.vfs.clone(), &path, self.run_options())?;
+        let mut writer = RunWriter::create(self.vfs.clone(), &path, self.run_options(0))?;
         for e in mem.range(Bound::Unbounded, Bound::Unbounded) {
             writer.add(&e.key, e.version, e.kind, &e.value)?;
         }
         let meta = writer.finish()?;
         let reader = RunReader::open(self.vfs.as_ref(), &path, number, self.cache.clone())?;
-        let desc = RunDesc {
-            level: 0,
-            file_number: number,
-            file_size: meta.file_size,
-            entry_count: meta.entry_count,
-            min_version: meta.min_version,
-            max_version: meta.max_version,
-            min_key: meta.min_key,
-            max_key: meta.max_key,
-        };
-        Ok(Some((desc, reader)))
+        Counters::add(&self.counters.flushes, 1);
+        Counters::add(&self.counters.flush_bytes, meta.file_size);
+        Ok(Some((
+            RunDesc::new(0, number, &meta),
+            self.live_run(reader),
+        )))
     }
 
     /// Flushes the oldest sealed memtable: run, manifest edit, view swap, WAL removal.
@@ -230,7 +270,7 @@ impl Inner {
     pub fn record_flush(
         &self,
         tree: &mut Tree,
-        run: Option<(RunDesc, Arc<RunReader>)>,
+        run: Option<(RunDesc, Arc<LiveRun>)>,
         flushed_version: Version,
         min_log_number: u64,
         retire: Option<&Arc<Memtable>>,
@@ -242,17 +282,39 @@ impl Inner {
             added: run.iter().map(|(d, _)| d.clone()).collect(),
             deleted: Vec::new(),
         };
-        tree.manifest.append(&edit)?;
-        tree.state.apply(&edit);
+        self.append_edit(tree, &edit)?;
         let mut view = self.view.write();
         let mut next = View::clone(&view);
         if let Some(mem) = retire {
             next.immutables.retain(|m| !Arc::ptr_eq(m, mem));
         }
-        if let Some((_, reader)) = run {
-            next.runs.insert(0, reader);
+        if let Some((_, run)) = run {
+            let mut level0 = next
+                .levels
+                .first()
+                .map(|l| l.runs.clone())
+                .unwrap_or_default();
+            level0.push(run);
+            next.levels[0] = crate::view::Level::new(0, level0);
         }
         *view = Arc::new(next);
+        Ok(())
+    }
+
+    /// Makes `edit` durable in the manifest and applies it to the tree state. A manifest
+    /// past `max_manifest_bytes` is then replaced by a fresh one holding a snapshot of the
+    /// state (CURRENT is switched atomically; the old file is deleted afterwards, or by the
+    /// next open if a crash intervenes).
+    pub fn append_edit(&self, tree: &mut Tree, edit: &VersionEdit) -> Result<()> {
+        tree.manifest.append(edit)?;
+        tree.state.apply(edit);
+        if tree.manifest.len() > self.opts.max_manifest_bytes {
+            let number = self.alloc_file_number();
+            tree.state.next_file_number = self.next_file.load(Ordering::SeqCst);
+            let fresh = ManifestWriter::create(self.vfs.as_ref(), &self.dir, number, &tree.state)?;
+            let old = std::mem::replace(&mut tree.manifest, fresh);
+            let _ = self.vfs.remove_file(old.path());
+        }
         Ok(())
     }
 
@@ -275,8 +337,11 @@ impl Inner {
                 self.poison(&e);
                 return;
             }
+            self.refresh_stall(&self.current_view());
             let _bg = self.bg.lock();
             self.bg_done.notify_all();
+            // A new level-0 run may be work for the compaction threads.
+            self.bg_work.notify_all();
         }
     }
 

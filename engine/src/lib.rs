@@ -1,12 +1,15 @@
 //! The chronokv engine: [`Db`], its options, write batches and errors.
 //!
-//! Layers, top to bottom: `db` (public API) -> `commit` (group commit) and `recovery`
-//! (open) -> `inner` (shared state; sealing and flushing memtables) -> `view` (what a read
-//! consults) -> `memtable`, `manifest`, and the `chronokv-wal` / `chronokv-runs` crates.
+//! Layers, top to bottom: `db` (public API) -> `commit` (group commit, with `stall`
+//! backpressure) and `recovery` (open) -> `inner` (shared state; sealing and flushing
+//! memtables, manifest edits) and `compactor` (running and installing compactions) ->
+//! `view` (what a read consults; reference-counted runs) -> `memtable`, `manifest`, and the
+//! `chronokv-wal` / `chronokv-runs` / `chronokv-compaction` crates.
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
 mod batch;
 mod commit;
+mod compactor;
 mod db;
 mod error;
 mod files;
@@ -15,6 +18,8 @@ mod manifest;
 mod memtable;
 mod options;
 mod recovery;
+mod stall;
+mod stats;
 mod view;
 
 pub use batch::WriteBatch;
@@ -22,4 +27,7 @@ pub use bytes::Bytes;
 pub use chronokv_snapshot::Version;
 pub use db::{Db, Iter};
 pub use error::{Error, Result};
-pub use options::{Compression, Durability, Options, RecoveryMode};
+pub use options::{
+    CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
+};
+pub use stats::{LevelStats, SpaceUsage, Stats};

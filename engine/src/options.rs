@@ -1,9 +1,36 @@
 //! Database options and durability modes.
 
+use chronokv_compaction::Strategy;
 use chronokv_vfs::{RealFs, Vfs};
 use std::sync::Arc;
 
+pub use chronokv_compaction::{Leveled, Tiered};
 pub use chronokv_runs::Compression;
+
+/// How background compaction shapes the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompactionStyle {
+    /// Leveled compaction with dynamic level sizing (the default): low space and read
+    /// amplification.
+    Leveled(Leveled),
+    /// Size-tiered compaction: lower write amplification for ingest-heavy use, more space.
+    Tiered(Tiered),
+}
+
+impl Default for CompactionStyle {
+    fn default() -> Self {
+        CompactionStyle::Leveled(Leveled::default())
+    }
+}
+
+impl CompactionStyle {
+    pub(crate) fn strategy(&self) -> &dyn Strategy {
+        match self {
+            CompactionStyle::Leveled(l) => l,
+            CompactionStyle::Tiered(t) => t,
+        }
+    }
+}
 pub use chronokv_wal::RecoveryMode;
 
 /// When a write is acknowledged.
@@ -41,6 +68,28 @@ pub struct Options {
     /// How WAL damage found at open is handled (default: a torn tail is cut, damage in
     /// synced data is an error).
     pub recovery_mode: RecoveryMode,
+    /// Compression of runs that compaction writes to level 2 and below (default none).
+    /// Zstd there trades read CPU for space on the bulk of the data.
+    pub deep_compression: Compression,
+    /// The compaction strategy (default leveled).
+    pub compaction: CompactionStyle,
+    /// Background compaction threads (default 2). 0 turns automatic compaction off (and
+    /// with it the write stalls below); [`crate::Db::compact_range`] still works.
+    pub compaction_threads: usize,
+    /// Writes are slowed down while level 0 holds this many runs (default 20).
+    pub l0_slowdown_runs: usize,
+    /// Writes wait while level 0 holds this many runs (default 36).
+    pub l0_stop_runs: usize,
+    /// Writes are slowed down while the compaction debt (bytes the strategy still wants to
+    /// rewrite) is at least this (default 64 GiB).
+    pub pending_compaction_slowdown_bytes: u64,
+    /// Writes wait while the compaction debt is at least this (default 256 GiB).
+    pub pending_compaction_stop_bytes: u64,
+    /// While slowed down, writes proceed at about this many bytes per second
+    /// (default 16 MiB/s).
+    pub slowdown_write_rate: u64,
+    /// A manifest larger than this is rewritten as a fresh snapshot (default 8 MiB).
+    pub max_manifest_bytes: u64,
     /// The file system (default: the real one). Tests use `chronokv_vfs::MemFs`.
     pub vfs: Arc<dyn Vfs>,
 }
@@ -57,7 +106,36 @@ impl Default for Options {
             compression: Compression::None,
             bloom_fp_rate: 0.01,
             recovery_mode: RecoveryMode::default(),
+            deep_compression: Compression::None,
+            compaction: CompactionStyle::default(),
+            compaction_threads: 2,
+            l0_slowdown_runs: 20,
+            l0_stop_runs: 36,
+            pending_compaction_slowdown_bytes: 64 << 30,
+            pending_compaction_stop_bytes: 256 << 30,
+            slowdown_write_rate: 16 << 20,
+            max_manifest_bytes: 8 << 20,
             vfs: Arc::new(RealFs),
         }
+    }
+}
+
+impl Options {
+    /// Rejects settings the engine cannot work with.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let bad = |why: &str| Err(crate::Error::InvalidArgument(format!("options: {why}")));
+        if self.memtable_size == 0 || self.block_size == 0 {
+            return bad("memtable_size and block_size must be positive");
+        }
+        if !(self.bloom_fp_rate > 0.0 && self.bloom_fp_rate < 1.0) {
+            return bad("bloom_fp_rate must be in (0, 1)");
+        }
+        if self.l0_stop_runs == 0 || self.slowdown_write_rate == 0 {
+            return bad("l0_stop_runs and slowdown_write_rate must be positive");
+        }
+        if self.max_manifest_bytes == 0 {
+            return bad("max_manifest_bytes must be positive");
+        }
+        Ok(())
     }
 }

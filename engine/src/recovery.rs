@@ -18,7 +18,7 @@ use crate::inner::{Inner, Tree, WalState};
 use crate::manifest::{self, ManifestWriter, TreeState};
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::view::View;
+use crate::view::{LiveRun, View};
 use bytes::Bytes;
 use chronokv_runs::{BlockCache, RunReader};
 use chronokv_snapshot::Version;
@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
+    opts.validate()?;
     let vfs = opts.vfs.clone();
     if !vfs.exists(dir) {
         if !opts.create_if_missing {
@@ -70,7 +71,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     state.next_file_number = state.next_file_number.max(highest + 1).max(1);
 
     let cache = BlockCache::new(opts.block_cache_bytes);
-    let runs = open_runs(vfs.as_ref(), dir, &state, &cache)?;
+    let runs = open_runs(&vfs, dir, &state, &cache)?;
 
     let mut wal_numbers: Vec<u64> = listed
         .iter()
@@ -99,7 +100,8 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     let view = View {
         active: Arc::new(Memtable::new(wal_number)),
         immutables: Vec::new(),
-        runs,
+        levels: View::build_levels(runs),
+        gc_horizon: Version(0),
     };
     let wal = WalState {
         writer,
@@ -123,20 +125,22 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     {
         let mut tree = inner.tree.lock();
         inner.record_flush(&mut tree, run, last_version, wal_number, None)?;
-        remove_unreferenced(vfs.as_ref(), dir, &tree.state, manifest_number, wal_number)?;
+        // The flush's edit may have rotated the manifest: keep the live one.
+        let live_manifest = tree.manifest.number();
+        remove_unreferenced(vfs.as_ref(), dir, &tree.state, live_manifest, wal_number)?;
     }
     Ok(inner)
 }
 
+/// Opens every run the manifest names, with its level.
 fn open_runs(
-    vfs: &dyn Vfs,
+    vfs: &Arc<dyn Vfs>,
     dir: &Path,
     state: &TreeState,
     cache: &Arc<BlockCache>,
-) -> Result<Vec<Arc<RunReader>>> {
+) -> Result<Vec<(usize, Arc<LiveRun>)>> {
     let mut runs = Vec::with_capacity(state.runs.len());
-    // Newest (highest number) first.
-    for desc in state.runs.values().rev() {
+    for desc in state.runs.values() {
         let path = files::run_path(dir, desc.file_number);
         let size = vfs.file_size(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::corruption(
@@ -156,12 +160,11 @@ fn open_runs(
                 ),
             ));
         }
-        runs.push(RunReader::open(
-            vfs,
-            &path,
-            desc.file_number,
-            cache.clone(),
-        )?);
+        let reader = RunReader::open(vfs.as_ref(), &path, desc.file_number, cache.clone())?;
+        runs.push((
+            desc.level as usize,
+            LiveRun::new(reader, vfs.clone(), cache.clone()),
+        ));
     }
     Ok(runs)
 }

@@ -1,30 +1,195 @@
 //! The read view: which memtables and runs a read consults, swapped atomically as a whole
-//! when a memtable is sealed or flushed.
+//! when a memtable is sealed or flushed or a compaction is installed.
 //!
 //! A reader takes the visible version first, then the view; both only grow, and a flush
 //! moves a memtable into a run in one swap, so every version `<=` the one taken is found in
-//! exactly the view taken (possibly in two places, which the merge deduplicates).
+//! exactly the view taken (possibly in two places, which the merge deduplicates). A
+//! compaction may drop versions older than its inputs' newest one (`gc_horizon`); a reader
+//! whose version is below the horizon of the view it took retries with a fresh version
+//! (see `Inner::read_point`), so no reader ever sees a key's history with a hole.
+//!
+//! Runs are reference counted ([`LiveRun`]): a view, and every iterator made from it, keeps
+//! its runs' files alive; a run replaced by a compaction is deleted when the last view
+//! holding it goes away.
 
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use bytes::Bytes;
-use chronokv_runs::RunReader;
+use chronokv_compaction::{Levels, RunInfo};
+use chronokv_runs::{BlockCache, RunReader};
 use chronokv_snapshot::{Kind, Source, Version};
+use chronokv_vfs::Vfs;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// A run of the tree. Once a manifest edit has durably removed it, it is marked obsolete
+/// and its file is deleted when the last reference drops.
+pub struct LiveRun {
+    pub reader: Arc<RunReader>,
+    obsolete: AtomicBool,
+    vfs: Arc<dyn Vfs>,
+    cache: Arc<BlockCache>,
+}
+
+impl LiveRun {
+    pub fn new(reader: Arc<RunReader>, vfs: Arc<dyn Vfs>, cache: Arc<BlockCache>) -> Arc<Self> {
+        Arc::new(LiveRun {
+            reader,
+            obsolete: AtomicBool::new(false),
+            vfs,
+            cache,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.reader.id()
+    }
+
+    /// Deletes the file once no view holds the run any more. Call only after the manifest
+    /// edit that removes the run is durable.
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+
+    fn min_key(&self) -> &[u8] {
+        &self.reader.meta().min_key
+    }
+
+    fn max_key(&self) -> &[u8] {
+        &self.reader.meta().max_key
+    }
+
+    /// True if the run may hold keys in `lo..hi`.
+    fn overlaps(&self, lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> bool {
+        let above_lo = match lo {
+            Bound::Included(k) => self.max_key() >= k.as_ref(),
+            Bound::Excluded(k) => self.max_key() > k.as_ref(),
+            Bound::Unbounded => true,
+        };
+        let below_hi = match hi {
+            Bound::Included(k) => self.min_key() <= k.as_ref(),
+            Bound::Excluded(k) => self.min_key() < k.as_ref(),
+            Bound::Unbounded => true,
+        };
+        above_lo && below_hi
+    }
+
+    /// What the compaction policy sees of this run.
+    pub fn info(&self) -> RunInfo {
+        let m = self.reader.meta();
+        RunInfo {
+            id: self.id(),
+            size: m.file_size,
+            min_key: m.min_key.clone(),
+            max_key: m.max_key.clone(),
+            min_version: m.min_version.0,
+            max_version: m.max_version.0,
+            entries: m.entry_count,
+            tombstones: m.tombstone_count,
+        }
+    }
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            self.cache.remove_run(self.id());
+            // A failure leaves an unreferenced file, which the next open deletes.
+            let _ = self.vfs.remove_file(self.reader.path());
+        }
+    }
+}
+
+/// One level of the tree. Level 0, and any level whose runs overlap, is kept newest first
+/// (by newest version); a level of disjoint runs is kept in key order.
+#[derive(Clone, Default)]
+pub struct Level {
+    pub runs: Vec<Arc<LiveRun>>,
+    pub disjoint: bool,
+}
+
+impl Level {
+    /// Orders `runs` for level number `level` and records whether they are disjoint.
+    pub fn new(level: usize, mut runs: Vec<Arc<LiveRun>>) -> Level {
+        runs.sort_by(|a, b| {
+            let (ma, mb) = (a.reader.meta(), b.reader.meta());
+            mb.max_version
+                .cmp(&ma.max_version)
+                .then(b.id().cmp(&a.id()))
+        });
+        let mut by_key = runs.clone();
+        by_key.sort_by(|a, b| a.min_key().cmp(b.min_key()));
+        let disjoint = level > 0 && by_key.windows(2).all(|w| w[0].max_key() < w[1].min_key());
+        Level {
+            runs: if disjoint { by_key } else { runs },
+            disjoint,
+        }
+    }
+
+    /// The runs that may hold `key`, in the order they must be consulted.
+    fn candidates<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = &'a Arc<LiveRun>> + 'a {
+        let (start, end) = if self.disjoint {
+            let i = self.runs.partition_point(|r| r.max_key() < key);
+            (i, (i + 1).min(self.runs.len()))
+        } else {
+            (0, self.runs.len())
+        };
+        self.runs[start..end]
+            .iter()
+            .filter(move |r| r.min_key() <= key && key <= r.max_key())
+    }
+}
 
 #[derive(Clone)]
 pub struct View {
     pub active: Arc<Memtable>,
     /// Sealed memtables awaiting flush, newest first.
     pub immutables: Vec<Arc<Memtable>>,
-    /// Runs, newest first (level 0 only until compaction lands).
-    pub runs: Vec<Arc<RunReader>>,
+    /// The tree, level 0 first.
+    pub levels: Vec<Level>,
+    /// Readers must read at a version `>=` this (see the module documentation).
+    pub gc_horizon: Version,
 }
 
 impl View {
     fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
         std::iter::once(&self.active).chain(self.immutables.iter())
+    }
+
+    /// Every run, level by level.
+    pub fn runs(&self) -> impl Iterator<Item = (usize, &Arc<LiveRun>)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(l, level)| level.runs.iter().map(move |r| (l, r)))
+    }
+
+    /// Groups runs by level number into ordered levels.
+    pub fn build_levels(runs: impl IntoIterator<Item = (usize, Arc<LiveRun>)>) -> Vec<Level> {
+        let mut grouped: Vec<Vec<Arc<LiveRun>>> = vec![Vec::new()];
+        for (level, run) in runs {
+            if grouped.len() <= level {
+                grouped.resize_with(level + 1, Vec::new);
+            }
+            grouped[level].push(run);
+        }
+        grouped
+            .into_iter()
+            .enumerate()
+            .map(|(l, runs)| Level::new(l, runs))
+            .collect()
+    }
+
+    /// The tree as the compaction policy sees it, in the same order as `levels`.
+    pub fn policy_levels(&self) -> Levels {
+        Levels {
+            levels: self
+                .levels
+                .iter()
+                .map(|l| l.runs.iter().map(|r| r.info()).collect())
+                .collect(),
+        }
     }
 
     /// The value of `key` at `snapshot`: the first source (newest first) holding a version
@@ -35,27 +200,49 @@ impl View {
                 return Ok((kind == Kind::Put).then_some(value));
             }
         }
-        for run in &self.runs {
-            if let Some((_, kind, value)) = run.get(key, snapshot)? {
-                return Ok((kind == Kind::Put).then_some(value));
+        for level in &self.levels {
+            for run in level.candidates(key) {
+                if let Some((_, kind, value)) = run.reader.get(key, snapshot)? {
+                    return Ok((kind == Kind::Put).then_some(value));
+                }
             }
         }
         Ok(None)
     }
 
-    /// Sources over a user-key range, newest first, for the merging scan.
+    /// Sources over a user-key range for the merging scan: memtables, then every run that
+    /// may hold keys in the range.
     pub fn sources(&self, lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> Vec<Source<Error>> {
-        let mut out: Vec<Source<Error>> =
-            Vec::with_capacity(1 + self.immutables.len() + self.runs.len());
+        let mut out: Vec<Source<Error>> = Vec::with_capacity(1 + self.immutables.len());
         for mem in self.memtables() {
             out.push(Box::new(mem.range(lo.clone(), hi.clone()).map(Ok)));
         }
-        for run in &self.runs {
-            out.push(Box::new(
-                run.range(lo.clone(), hi.clone())
-                    .map(|r| r.map_err(Error::from)),
-            ));
+        for (_, run) in self.runs().filter(|(_, r)| r.overlaps(lo, hi)) {
+            let run = run.clone();
+            let iter = run.reader.range(lo.clone(), hi.clone());
+            // The iterator holds the reader; holding the LiveRun too keeps the file.
+            out.push(Box::new(KeepAlive { _run: run, iter }));
         }
         out
+    }
+}
+
+/// A run iterator that also keeps its [`LiveRun`] (and so its file) alive.
+struct KeepAlive {
+    _run: Arc<LiveRun>,
+    iter: chronokv_runs::RunIter,
+}
+
+impl Iterator for KeepAlive {
+    type Item = Result<chronokv_snapshot::Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next().map(|r| r.map_err(Error::from))
+    }
+}
+
+impl DoubleEndedIterator for KeepAlive {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.iter.next_back().map(|r| r.map_err(Error::from))
     }
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use chronokv::vfs::MemFs;
-use chronokv::{Db, Options};
+use chronokv::{CompactionStyle, Db, Leveled, Options, Tiered};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,6 +13,36 @@ pub fn mem_options(fs: &MemFs, memtable_size: usize) -> Options {
         memtable_size,
         block_size: 512,
         ..Options::default()
+    }
+}
+
+/// Leveled compaction that triggers constantly: level 0 at 2 runs, a 4 KiB base level,
+/// size ratio 4, 2 KiB output runs, so small tests go through many levels.
+pub fn aggressive_leveled() -> CompactionStyle {
+    CompactionStyle::Leveled(Leveled {
+        l0_trigger: 2,
+        size_ratio: 4,
+        base_level_bytes: 4 << 10,
+        target_run_size: 2 << 10,
+        max_levels: 5,
+    })
+}
+
+/// Tiered compaction merging as few as 2 similar runs.
+pub fn aggressive_tiered() -> CompactionStyle {
+    CompactionStyle::Tiered(Tiered {
+        min_merge: 2,
+        max_merge: 4,
+        size_ratio_percent: 200,
+        target_run_size: u64::MAX,
+    })
+}
+
+/// `mem_options` with a compaction style.
+pub fn compacting_options(fs: &MemFs, memtable_size: usize, style: CompactionStyle) -> Options {
+    Options {
+        compaction: style,
+        ..mem_options(fs, memtable_size)
     }
 }
 

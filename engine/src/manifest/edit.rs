@@ -13,6 +13,9 @@ const TAG_DELETE_RUN: u8 = 5;
 
 /// The largest key a run descriptor may carry (the engine's key limit).
 const MAX_KEY: usize = 64 << 10;
+/// Levels are numbered below this; a larger number is damage, not a request for a tree of
+/// billions of levels.
+pub const MAX_LEVELS: u32 = 64;
 
 /// A run as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +28,22 @@ pub struct RunDesc {
     pub max_version: Version,
     pub min_key: Vec<u8>,
     pub max_key: Vec<u8>,
+}
+
+impl RunDesc {
+    /// The descriptor of a run written at `level` as file `file_number`.
+    pub fn new(level: u32, file_number: u64, meta: &chronokv_runs::RunMeta) -> RunDesc {
+        RunDesc {
+            level,
+            file_number,
+            file_size: meta.file_size,
+            entry_count: meta.entry_count,
+            min_version: meta.min_version,
+            max_version: meta.max_version,
+            min_key: meta.min_key.clone(),
+            max_key: meta.max_key.clone(),
+        }
+    }
 }
 
 /// One change to the tree. Absent fields leave the state as it was.
@@ -96,7 +115,7 @@ impl VersionEdit {
                 TAG_FLUSHED_VERSION => edit.flushed_version = Some(Version(r.u64()?)),
                 TAG_MIN_LOG_NUMBER => edit.min_log_number = Some(r.u64()?),
                 TAG_ADD_RUN => edit.added.push(RunDesc {
-                    level: r.u32()?,
+                    level: r.level()?,
                     file_number: r.u64()?,
                     file_size: r.u64()?,
                     entry_count: r.u64()?,
@@ -105,7 +124,7 @@ impl VersionEdit {
                     min_key: r.key()?,
                     max_key: r.key()?,
                 }),
-                TAG_DELETE_RUN => edit.deleted.push((r.u32()?, r.u64()?)),
+                TAG_DELETE_RUN => edit.deleted.push((r.level()?, r.u64()?)),
                 t => return Err((at, format!("unknown version edit tag {t}"))),
             }
         }
@@ -143,6 +162,15 @@ impl Reader<'_> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
+    }
+
+    fn level(&mut self) -> Result<u32, (usize, String)> {
+        let at = self.pos;
+        let level = self.u32()?;
+        if level >= MAX_LEVELS {
+            return Err((at, format!("level {level} is not below {MAX_LEVELS}")));
+        }
+        Ok(level)
     }
 
     fn key(&mut self) -> Result<Vec<u8>, (usize, String)> {

@@ -128,6 +128,7 @@ pub fn current(vfs: &dyn Vfs, dir: &Path) -> Result<Option<PathBuf>> {
 pub struct ManifestWriter {
     file: Box<dyn WritableFile>,
     path: PathBuf,
+    number: u64,
 }
 
 impl ManifestWriter {
@@ -153,7 +154,22 @@ impl ManifestWriter {
         vfs.rename(&tmp, &current)
             .map_err(|e| Error::io(&current, e))?;
         vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(ManifestWriter { file, path })
+        Ok(ManifestWriter { file, path, number })
+    }
+
+    /// Bytes in the manifest file.
+    pub fn len(&self) -> u64 {
+        self.file.len()
+    }
+
+    /// The manifest's file number.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The manifest file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Appends one edit and fsyncs it.
