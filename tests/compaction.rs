@@ -310,6 +310,57 @@ fn tiered_compaction_merges_runs_and_keeps_data() {
 }
 
 #[test]
+fn writes_never_stop_for_a_tree_compaction_would_leave_alone() {
+    let fs = MemFs::new();
+    // Level 0 compacts at 4 runs, but writes would stop at 1: compaction cannot help there,
+    // so the engine must not stop (or slow) writes at all.
+    let opts = Options {
+        l0_slowdown_runs: 1,
+        l0_stop_runs: 1,
+        compaction: chronokv::CompactionStyle::Leveled(chronokv::Leveled {
+            l0_trigger: 4,
+            ..Default::default()
+        }),
+        ..common::mem_options(&fs, 1 << 20)
+    };
+    let db = Db::open("/db", opts).unwrap();
+    for round in 0..3u64 {
+        db.put(key(round), "v").unwrap();
+        db.flush().unwrap();
+    }
+    assert_eq!(db.stats().l0_runs(), 3);
+    for i in 0..100 {
+        db.put(key(i), "w").unwrap();
+    }
+    let s = db.stats();
+    assert_eq!((s.write_stops, s.write_slowdowns), (0, 0), "{s:?}");
+}
+
+#[test]
+fn a_stopped_writer_resumes_when_compaction_catches_up() {
+    let fs = MemFs::new();
+    // Stop at 2 level-0 runs, compact at 2: every second flush stops writers until the
+    // level-0 compaction lands.
+    let opts = Options {
+        l0_slowdown_runs: 2,
+        l0_stop_runs: 2,
+        compaction_threads: 1,
+        ..common::compacting_options(&fs, 2 << 10, common::aggressive_leveled())
+    };
+    let db = Db::open("/db", opts).unwrap();
+    for i in 0..3_000u64 {
+        db.put(key(i), [1u8; 64]).unwrap();
+    }
+    db.wait_for_compactions().unwrap();
+    let s = db.stats();
+    assert!(s.l0_runs() < 2, "{s:?}");
+    assert_eq!(common::all(&db).len(), 3_000);
+    assert!(s.compactions + s.trivial_moves > 0, "{s:?}");
+    // Some hundred flushes each reach the stop threshold; a write right after one waits.
+    assert!(s.write_stops > 0, "{s:?}");
+}
+
+#[test]
 fn stats_count_user_bytes_exactly() {
     let fs = MemFs::new();
     let db = common::open_mem(&fs, 1 << 20);

@@ -247,6 +247,19 @@ impl Db {
             })
             .collect();
         stats.pending_compaction_bytes = self.inner.strategy().pending_bytes(&view.policy_levels());
+        stats.largest_sorted_bytes = view
+            .levels
+            .iter()
+            .map(|level| {
+                let sizes = level.runs.iter().map(|r| r.reader.meta().file_size);
+                if level.disjoint {
+                    sizes.sum()
+                } else {
+                    sizes.max().unwrap_or(0)
+                }
+            })
+            .max()
+            .unwrap_or(0);
         stats
     }
 

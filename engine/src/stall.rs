@@ -4,8 +4,9 @@
 //! level-0 runs and the strategy's compaction debt. In `SLOW` the commit leader sleeps so
 //! that writes proceed at about `slowdown_write_rate`; in `STOP` it waits until a flush or
 //! compaction brings the tree back under the thresholds. With automatic compaction off
-//! nothing would ever bring it back, so there are no stalls then. A poisoned or closing
-//! database ends the wait with an error: a stall never deadlocks.
+//! nothing would ever bring it back, so there are no stalls then; likewise when the strategy
+//! has no task for the tree (its own thresholds are looser than the stall's). A poisoned or
+//! closing database ends the wait with an error: a stall never deadlocks.
 
 use crate::error::{Error, Result};
 use crate::inner::Inner;
@@ -29,14 +30,21 @@ impl Inner {
             NONE
         } else {
             let l0 = view.levels.first().map_or(0, |l| l.runs.len());
-            let debt = self.strategy().pending_bytes(&view.policy_levels());
+            let levels = view.policy_levels();
+            let debt = self.strategy().pending_bytes(&levels);
             let o = &self.opts;
-            if l0 >= o.l0_stop_runs || debt >= o.pending_compaction_stop_bytes {
-                STOP
-            } else if l0 >= o.l0_slowdown_runs || debt >= o.pending_compaction_slowdown_bytes {
-                SLOW
-            } else {
+            let over_stop = l0 >= o.l0_stop_runs || debt >= o.pending_compaction_stop_bytes;
+            let over_slow = l0 >= o.l0_slowdown_runs || debt >= o.pending_compaction_slowdown_bytes;
+            // Stalling helps only if compaction has something to do (running or not): a tree
+            // the strategy leaves as it is (say, fewer level-0 runs than its trigger but more
+            // than `l0_stop_runs`) would otherwise stop writes forever.
+            let can_progress = || self.strategy().pick(&levels, &Default::default()).is_some();
+            if !(over_stop || over_slow) || !can_progress() {
                 NONE
+            } else if over_stop {
+                STOP
+            } else {
+                SLOW
             }
         };
         let before = self.stall.swap(state, Ordering::AcqRel);

@@ -82,6 +82,10 @@ pub struct Stats {
     pub write_stops: u64,
     /// Total time writes spent delayed or waiting.
     pub stall_time: Duration,
+    /// Bytes of the largest level of disjoint runs (levels 1+), or of the largest run of an
+    /// overlapping level if that is larger: the denominator of
+    /// [`Stats::estimated_space_amplification`].
+    pub largest_sorted_bytes: u64,
 }
 
 impl Stats {
@@ -112,6 +116,14 @@ impl Stats {
     /// Runs in level 0.
     pub fn l0_runs(&self) -> usize {
         self.levels.first().map_or(0, |l| l.runs)
+    }
+
+    /// A cheap estimate of space amplification: run bytes / the bytes of the largest level
+    /// of disjoint runs or the largest single run, on the assumption (usual for leveled
+    /// trees) that it holds roughly the live data. [`crate::Db::space_usage`] measures
+    /// it exactly with a scan.
+    pub fn estimated_space_amplification(&self) -> f64 {
+        ratio(self.run_bytes(), self.largest_sorted_bytes)
     }
 
     /// (flush + compaction bytes written) / user bytes written; 0 before any write. The
