@@ -225,10 +225,7 @@ impl Inner {
         self.wait_for_flushes()?;
         let mut bg = self.bg.lock();
         loop {
-            self.check_writable()?;
-            if bg.shutdown {
-                return Err(Error::Closed);
-            }
+            self.check_waitable(&bg)?;
             let view = self.current_view();
             let idle = view.immutables.is_empty()
                 && (self.opts.compaction_threads == 0
@@ -253,10 +250,7 @@ impl Inner {
         let picked = {
             let mut bg = self.bg.lock();
             loop {
-                self.check_writable()?;
-                if bg.shutdown {
-                    return Err(Error::Closed);
-                }
+                self.check_waitable(&bg)?;
                 let view = self.current_view();
                 let levels = view.policy_levels();
                 let max_key = levels

@@ -150,6 +150,15 @@ impl Inner {
         self.bg_work.notify_all();
     }
 
+    /// What a caller waiting on background work must return instead of waiting (on).
+    pub fn check_waitable(&self, bg: &Bg) -> Result<()> {
+        self.check_writable()?;
+        if bg.shutdown {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
     pub fn check_writable(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {
             let reason = self.poison_reason.lock().clone().unwrap_or_default();
@@ -184,10 +193,7 @@ impl Inner {
         {
             let mut bg = self.bg.lock();
             while self.current_view().immutables.len() >= self.opts.max_immutable_memtables.max(1) {
-                self.check_writable()?;
-                if bg.shutdown {
-                    return Err(Error::Closed);
-                }
+                self.check_waitable(&bg)?;
                 self.bg_done.wait(&mut bg);
             }
         }
@@ -349,10 +355,7 @@ impl Inner {
     pub fn wait_for_flushes(&self) -> Result<()> {
         let mut bg = self.bg.lock();
         while !self.current_view().immutables.is_empty() {
-            self.check_writable()?;
-            if bg.shutdown {
-                return Err(Error::Closed);
-            }
+            self.check_waitable(&bg)?;
             self.bg_done.wait(&mut bg);
         }
         Ok(())

@@ -8,7 +8,7 @@
 //! has no task for the tree (its own thresholds are looser than the stall's). A poisoned or
 //! closing database ends the wait with an error: a stall never deadlocks.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::inner::Inner;
 use crate::stats::Counters;
 use crate::view::View;
@@ -86,11 +86,8 @@ impl Inner {
             if self.stall.load(Ordering::Acquire) != STOP {
                 break Ok(());
             }
-            if let Err(e) = self.check_writable() {
+            if let Err(e) = self.check_waitable(&bg) {
                 break Err(e);
-            }
-            if bg.shutdown {
-                break Err(Error::Closed);
             }
             // A timeout guards against a missed wake-up; the state is re-checked anyway.
             self.bg_done.wait_for(&mut bg, Duration::from_millis(100));
