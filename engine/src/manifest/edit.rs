@@ -242,4 +242,19 @@ mod tests {
         huge_key.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(VersionEdit::decode(&huge_key).is_err());
     }
+
+    #[test]
+    fn a_level_past_the_limit_is_an_error_naming_its_offset() {
+        let mut bad = vec![TAG_DELETE_RUN];
+        bad.extend_from_slice(&MAX_LEVELS.to_le_bytes());
+        bad.extend_from_slice(&7u64.to_le_bytes());
+        assert_eq!(VersionEdit::decode(&bad).unwrap_err().0, 1);
+        let mut ok = vec![TAG_DELETE_RUN];
+        ok.extend_from_slice(&(MAX_LEVELS - 1).to_le_bytes());
+        ok.extend_from_slice(&7u64.to_le_bytes());
+        assert_eq!(
+            VersionEdit::decode(&ok).unwrap().deleted,
+            vec![(MAX_LEVELS - 1, 7)]
+        );
+    }
 }
