@@ -28,5 +28,7 @@ pub use chronokv_engine::{
 /// The file-system seam: implement [`vfs::Vfs`] to run chronokv on other storage, or use
 /// [`vfs::MemFs`] in tests (it can simulate a power loss with `crash_clone`).
 pub mod vfs {
-    pub use chronokv_vfs::{DirLock, FaultFs, MappedFile, MemFs, RealFs, Vfs, WritableFile};
+    pub use chronokv_vfs::{
+        CrashMode, DirLock, FaultFs, MappedFile, MemFs, RealFs, Vfs, WritableFile,
+    };
 }

@@ -16,10 +16,12 @@
 //! Thread-safety: every implementation is `Send + Sync`; a [`WritableFile`] is owned by one
 //! writer at a time.
 
+mod crash;
 mod fault;
 mod mem;
 mod real;
 
+pub use crash::CrashMode;
 pub use fault::FaultFs;
 pub use mem::MemFs;
 pub use real::RealFs;

@@ -5,6 +5,12 @@
 //! entries durable. [`MemFs::crash_clone`] returns the state a power loss would leave:
 //! only synced directory entries, each file cut to its synced length. Files are append-only
 //! (chronokv never rewrites a byte), so "synced" is a length.
+//!
+//! For the crash harness, [`MemFs::record_crash_points`] makes every mutating call (create,
+//! write, sync, rename, remove, directory sync) first record a cheap *crash point*: the
+//! lengths of every file and the namespace at that moment (file data is append-only and never
+//! freed, so lengths suffice). [`MemFs::crash_image`] later rebuilds the file system a power
+//! loss at that point would leave, in one of several [`CrashMode`]s (see `crash.rs`).
 
 use crate::{DirLock, MappedFile, Vfs, WritableFile};
 use parking_lot::Mutex;
@@ -20,17 +26,55 @@ struct Inode {
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     inodes: HashMap<u64, Inode>,
     /// The namespace as the running process sees it.
     live: BTreeMap<PathBuf, u64>,
     /// The namespace as it would survive a power loss.
     durable: BTreeMap<PathBuf, u64>,
+    /// Namespace changes not yet made durable by a directory sync, oldest first (a journaled
+    /// file system persists a prefix of them).
+    meta_log: Vec<MetaOp>,
     dirs: BTreeSet<PathBuf>,
     locks: BTreeSet<PathBuf>,
     next_inode: u64,
     file_syncs: u64,
     dir_syncs: u64,
+    /// Mutating calls so far.
+    mutations: u64,
+    /// Crash points recorded so far, when recording is on.
+    points: Option<Vec<crate::crash::CrashPoint>>,
+}
+
+/// One namespace change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MetaOp {
+    Link(PathBuf, u64),
+    Unlink(PathBuf),
+    Rename(PathBuf, PathBuf, u64),
+}
+
+impl MetaOp {
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            MetaOp::Link(p, _) | MetaOp::Unlink(p) | MetaOp::Rename(_, p, _) => p.parent(),
+        }
+    }
+
+    pub(crate) fn apply(&self, names: &mut BTreeMap<PathBuf, u64>) {
+        match self {
+            MetaOp::Link(p, id) => {
+                names.insert(p.clone(), *id);
+            }
+            MetaOp::Unlink(p) => {
+                names.remove(p);
+            }
+            MetaOp::Rename(from, to, id) => {
+                names.remove(from);
+                names.insert(to.clone(), *id);
+            }
+        }
+    }
 }
 
 /// Counters of sync calls, so tests can prove that syncs happen.
@@ -79,14 +123,43 @@ impl MemFs {
             live: s.durable.clone(),
             durable: s.durable.clone(),
             dirs: s.dirs.clone(),
-            locks: BTreeSet::new(),
             next_inode: s.next_inode,
-            file_syncs: 0,
-            dir_syncs: 0,
+            ..State::default()
         };
+        MemFs::from_state(state)
+    }
+
+    pub(crate) fn from_state(state: State) -> MemFs {
         MemFs {
             state: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// From now on, every mutating call records a crash point first (see the module
+    /// documentation). Points are numbered from 0 in call order.
+    pub fn record_crash_points(&self) {
+        let mut s = self.state.lock();
+        if s.points.is_none() {
+            s.points = Some(Vec::new());
+        }
+    }
+
+    /// Crash points recorded so far.
+    pub fn crash_points(&self) -> usize {
+        self.state.lock().points.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Mutating calls so far (recorded or not).
+    pub fn mutations(&self) -> u64 {
+        self.state.lock().mutations
+    }
+
+    /// The file system a power loss at crash point `point` would leave, in `mode`; None if
+    /// no such point was recorded.
+    pub fn crash_image(&self, point: usize, mode: crate::CrashMode) -> Option<MemFs> {
+        let s = self.state.lock();
+        let p = s.points.as_ref()?.get(point)?;
+        Some(MemFs::from_state(crate::crash::image(p, &s, mode)))
     }
 
     /// How many file and directory syncs were issued so far.
@@ -136,6 +209,7 @@ struct MemWritable {
 impl WritableFile for MemWritable {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         let mut s = self.state.lock();
+        s.mutate();
         let inode = s.inodes.get_mut(&self.inode).ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, "file was removed while open")
         })?;
@@ -146,6 +220,7 @@ impl WritableFile for MemWritable {
 
     fn sync(&mut self) -> io::Result<()> {
         let mut s = self.state.lock();
+        s.mutate();
         s.file_syncs += 1;
         if let Some(inode) = s.inodes.get_mut(&self.inode) {
             inode.synced_len = inode.data.len();
@@ -182,6 +257,55 @@ impl Drop for MemLock {
 }
 
 impl State {
+    /// Bytes of inode `id` (all ever written; crash points record how many counted).
+    pub(crate) fn data(&self, id: u64) -> &[u8] {
+        self.inodes.get(&id).map_or(&[], |i| i.data.as_slice())
+    }
+
+    pub(crate) fn snapshot_point(&self) -> crate::crash::CrashPoint {
+        crate::crash::CrashPoint {
+            lens: self
+                .inodes
+                .iter()
+                .map(|(id, i)| (*id, (i.data.len(), i.synced_len)))
+                .collect(),
+            durable: self.durable.clone(),
+            meta_log: self.meta_log.clone(),
+            dirs: self.dirs.clone(),
+            next_inode: self.next_inode,
+        }
+    }
+
+    /// Counts a mutating call and records a crash point before it, when recording.
+    fn mutate(&mut self) {
+        self.mutations += 1;
+        if self.points.is_some() {
+            let p = self.snapshot_point();
+            if let Some(points) = self.points.as_mut() {
+                points.push(p);
+            }
+        }
+    }
+
+    pub(crate) fn rebuild(
+        inodes: HashMap<u64, (Vec<u8>, usize)>,
+        names: BTreeMap<PathBuf, u64>,
+        dirs: BTreeSet<PathBuf>,
+        next_inode: u64,
+    ) -> State {
+        State {
+            inodes: inodes
+                .into_iter()
+                .map(|(id, (data, synced_len))| (id, Inode { data, synced_len }))
+                .collect(),
+            live: names.clone(),
+            durable: names,
+            dirs,
+            next_inode,
+            ..State::default()
+        }
+    }
+
     fn inode_of(&self, path: &Path) -> io::Result<&Inode> {
         let id = self.live.get(path).ok_or_else(|| not_found(path))?;
         self.inodes.get(id).ok_or_else(|| not_found(path))
@@ -212,10 +336,12 @@ impl Vfs for MemFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let mut s = self.state.lock();
         s.check_parent(path)?;
+        s.mutate();
         let id = s.next_inode;
         s.next_inode += 1;
         s.inodes.insert(id, Inode::default());
         s.live.insert(path.to_path_buf(), id);
+        s.meta_log.push(MetaOp::Link(path.to_path_buf(), id));
         Ok(Box::new(MemWritable {
             state: self.state.clone(),
             inode: id,
@@ -244,14 +370,23 @@ impl Vfs for MemFs {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
         s.check_parent(to)?;
-        let id = s.live.remove(from).ok_or_else(|| not_found(from))?;
+        let id = *s.live.get(from).ok_or_else(|| not_found(from))?;
+        s.mutate();
+        s.live.remove(from);
         s.live.insert(to.to_path_buf(), id);
+        s.meta_log
+            .push(MetaOp::Rename(from.to_path_buf(), to.to_path_buf(), id));
         Ok(())
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
-        s.live.remove(path).ok_or_else(|| not_found(path))?;
+        if !s.live.contains_key(path) {
+            return Err(not_found(path));
+        }
+        s.mutate();
+        s.live.remove(path);
+        s.meta_log.push(MetaOp::Unlink(path.to_path_buf()));
         Ok(())
     }
 
@@ -273,7 +408,9 @@ impl Vfs for MemFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
+        s.mutate();
         s.dir_syncs += 1;
+        s.meta_log.retain(|op| op.dir() != Some(dir));
         s.durable.retain(|p, _| p.parent() != Some(dir));
         let entries: Vec<(PathBuf, u64)> = s
             .live
