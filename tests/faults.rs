@@ -58,9 +58,7 @@ fn writers_wait_for_flushes_instead_of_failing() {
         t.join().unwrap();
     }
     assert_eq!(db.scan::<&str, _>(..).count(), 6000);
-    let runs = common::files(&fs)
-        .iter()
-        .filter(|n| n.ends_with(".arrow"))
-        .count();
-    assert!(runs > 10, "expected many flushes, saw {runs} runs");
+    // Count flushes, not run files: compaction merges the runs as they arrive.
+    let flushes = db.stats().flushes;
+    assert!(flushes > 10, "expected many flushes, saw {flushes}");
 }
