@@ -211,38 +211,20 @@ impl View {
     }
 
     /// Sources over a user-key range for the merging scan: memtables, then every run that
-    /// may hold keys in the range.
+    /// may hold keys in the range. The caller keeps this view alive while it reads them
+    /// (`Db::scan` holds it in the scan's source factory), which keeps the runs' files.
     pub fn sources(&self, lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> Vec<Source<Error>> {
         let mut out: Vec<Source<Error>> = Vec::with_capacity(1 + self.immutables.len());
         for mem in self.memtables() {
             out.push(Box::new(mem.range(lo.clone(), hi.clone()).map(Ok)));
         }
         for (_, run) in self.runs().filter(|(_, r)| r.overlaps(lo, hi)) {
-            let run = run.clone();
-            let iter = run.reader.range(lo.clone(), hi.clone());
-            // The iterator holds the reader; holding the LiveRun too keeps the file.
-            out.push(Box::new(KeepAlive { _run: run, iter }));
+            out.push(Box::new(
+                run.reader
+                    .range(lo.clone(), hi.clone())
+                    .map(|r| r.map_err(Error::from)),
+            ));
         }
         out
-    }
-}
-
-/// A run iterator that also keeps its [`LiveRun`] (and so its file) alive.
-struct KeepAlive {
-    _run: Arc<LiveRun>,
-    iter: chronokv_runs::RunIter,
-}
-
-impl Iterator for KeepAlive {
-    type Item = Result<chronokv_snapshot::Entry>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.iter.next().map(|r| r.map_err(Error::from))
-    }
-}
-
-impl DoubleEndedIterator for KeepAlive {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.iter.next_back().map(|r| r.map_err(Error::from))
     }
 }
