@@ -384,7 +384,7 @@ mod tests {
     fn svg_golden() {
         let r = sample();
         let expected = "\
-<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"114\" font-family=\"sans-serif\" font-size=\"10\">
+<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"138\" font-family=\"sans-serif\" font-size=\"10\">
 <text x=\"10\" y=\"14\" font-size=\"12\">Throughput relative to the fastest engine per workload (label: measured rate)</text>
 <rect x=\"10\" y=\"22\" width=\"10\" height=\"10\" fill=\"#1b9e77\"/><text x=\"24\" y=\"31\">chronokv</text>
 <rect x=\"130\" y=\"22\" width=\"10\" height=\"10\" fill=\"#d95f02\"/><text x=\"144\" y=\"31\">rocksdb</text>
@@ -393,7 +393,7 @@ mod tests {
 <rect x=\"130\" y=\"40\" width=\"260.0\" height=\"10\" fill=\"#1b9e77\"/><text x=\"394.0\" y=\"49\">2.0k ops/s</text>
 <rect x=\"130\" y=\"52\" width=\"520.0\" height=\"10\" fill=\"#d95f02\"/><text x=\"654.0\" y=\"61\">4.0k ops/s</text>
 <rect x=\"130\" y=\"64\" width=\"130.0\" height=\"10\" fill=\"#7570b3\"/><text x=\"264.0\" y=\"73\">1.0k ops/s</text>
-<text x=\"124\" y=\"84\" text-anchor=\"end\">readrandom</text>
+<text x=\"124\" y=\"106\" text-anchor=\"end\">readrandom</text>
 <rect x=\"130\" y=\"84\" width=\"520.0\" height=\"10\" fill=\"#1b9e77\"/><text x=\"654.0\" y=\"93\">4.0k ops/s</text>
 <rect x=\"130\" y=\"96\" width=\"260.0\" height=\"10\" fill=\"#d95f02\"/><text x=\"394.0\" y=\"105\">2.0k ops/s</text>
 </svg>

@@ -277,7 +277,9 @@ pub fn preload(db: &dyn Engine, s: &Settings, values: &Values) -> BenchResult<()
 }
 
 /// Runs the timed part; returns (operations, found, and the seconds when the workload
-/// timed only part of itself: `readwhilewriting` times its reader).
+/// timed only part of itself: `readwhilewriting` times its reader). Never inlined, so a
+/// profiler can collect this part alone (`valgrind --toggle-collect=*workload*measure*`).
+#[inline(never)]
 fn measure(
     db: &dyn Engine,
     workload: Workload,

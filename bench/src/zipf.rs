@@ -131,11 +131,14 @@ mod tests {
         }
         let total: f64 = (0..1000).map(|i| z.probability(i)).sum();
         assert!((total - 1.0).abs() < 1e-9);
-        for rank in 0..3u64 {
+        // Ranks 1 and 2 are exact by construction (the `uz < 1` and `uz < 1 + 0.5^theta`
+        // branches); deeper ranks come from a continuous approximation (rank 3 draws about
+        // 5.1% here against 4.4% in theory), so they get a looser bound.
+        for (rank, tolerance) in [(0u64, 0.03), (1, 0.05), (2, 0.25)] {
             let seen = counts[rank as usize] as f64 / samples as f64;
             let theory = z.probability(rank);
             assert!(
-                (seen - theory).abs() < 0.05 * theory,
+                (seen - theory).abs() < tolerance * theory,
                 "rank {}: seen {seen:.4}, theory {theory:.4}",
                 rank + 1
             );
