@@ -67,6 +67,15 @@ pub trait Engine: Send + Sync {
     fn close(self: Box<Self>) -> BenchResult<()>;
 }
 
+/// The engines this build can open.
+pub fn available() -> &'static [&'static str] {
+    if cfg!(feature = "peers") {
+        &["chronokv", "rocksdb", "fjall"]
+    } else {
+        &["chronokv"]
+    }
+}
+
 /// Opens engine `name` at `path` (which should be empty or absent).
 ///
 /// # Errors

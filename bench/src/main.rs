@@ -116,6 +116,19 @@ fn child(args: &Args, engine: &str) -> BenchResult<()> {
 /// Runs one child per engine and writes the reports.
 fn parent(args: &Args) -> BenchResult<()> {
     args.workloads()?; // reject bad names before starting anything
+    let available = chronokv_bench::engine::available();
+    if let Some(e) = args
+        .engines
+        .iter()
+        .find(|e| !available.contains(&e.as_str()))
+    {
+        return Err(format!(
+            "engine {e} is not in this build (available: {}; rocksdb and fjall need \
+             cargo run --release -p chronokv-bench --features peers)",
+            available.join(", ")
+        )
+        .into());
+    }
     std::fs::create_dir_all(&args.out)?;
     let exe = std::env::current_exe()?;
     let mut reports = Vec::new();
