@@ -31,3 +31,10 @@ pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
 pub use stats::{LevelStats, SpaceUsage, Stats};
+
+/// Internals exposed for the benchmarks (`chronokv-bench`) only: not part of the API, no
+/// stability promise.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::memtable::Memtable;
+}
