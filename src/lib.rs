@@ -21,9 +21,20 @@
 //! See `README.md` for the design and `docs/format/` for every on-disk layout.
 
 pub use chronokv_engine::{
+    verify_dir, verify_dir_with_progress, CheckpointInfo, LiveEntries, Problem, ProblemKind,
+    Progress, RunInfo, VerifyReport,
+};
+pub use chronokv_engine::{
     Bytes, CompactionStyle, Compression, Db, Durability, Error, Iter, LevelStats, Leveled, Options,
     RecoveryMode, Result, SpaceUsage, Stats, Tiered, Version, WriteBatch,
 };
+
+/// Incremental backups: [`backup::BackupEngine`] keeps numbered backups of a database in a
+/// backup directory, copying only the run files earlier backups do not hold; it lists,
+/// verifies, restores and deletes them. Metadata layout: `docs/format/backup.md`.
+pub mod backup {
+    pub use chronokv_engine::backup::{BackupEngine, BackupInfo, DeleteInfo};
+}
 
 /// The file-system seam: implement [`vfs::Vfs`] to run chronokv on other storage, or use
 /// [`vfs::MemFs`] in tests (it can simulate a power loss with `crash_clone`).
