@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+/// One committed batch: the version of its last entry and its (key, value or delete) pairs.
+type Commit = (u64, Vec<(String, Option<String>)>);
 
 fn opts(vfs: Arc<dyn Vfs>) -> Options {
     Options {
@@ -313,8 +315,7 @@ fn checkpoints_during_concurrent_writes_and_compactions_open_to_a_prefix_of_the_
         ..Options::default()
     };
     let db = Arc::new(Db::open(dir.path().join("db"), o).unwrap());
-    // The commit log: (version of the batch's last entry, the batch's pairs).
-    let log: Arc<Mutex<Vec<(u64, Vec<(String, Option<String>)>)>>> = Arc::default();
+    let log: Arc<Mutex<Vec<Commit>>> = Arc::default();
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -326,7 +327,7 @@ fn checkpoints_during_concurrent_writes_and_compactions_open_to_a_prefix_of_the_
                 let mut pairs = Vec::new();
                 for j in 0..3 {
                     let key = format!("key{:03}", (i * 7 + j * 13) % 400);
-                    if (i + j) % 5 == 0 {
+                    if (i + j).is_multiple_of(5) {
                         b.delete(&key);
                         pairs.push((key, None));
                     } else {
