@@ -139,15 +139,17 @@ pub fn inspect(ctx: &Ctx, out: &mut dyn Write, db: &Db, writes_seen: bool) -> Re
         ratio(usage.space_amplification()),
         ratio(stats.estimated_space_amplification())
     )?;
-    writeln!(
-        out,
-        "write amplification  {write_amp} (run bytes written / user bytes written{})",
-        if writes_seen {
-            ""
-        } else {
-            "; counted from open, so only for writes in this process"
-        }
-    )?;
+    if writes_seen {
+        writeln!(
+            out,
+            "write amplification  {write_amp} (run bytes written by flushes and compactions / key and value bytes written)"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "write amplification  - (counted from open, and this command wrote nothing)"
+        )?;
+    }
     writeln!(
         out,
         "compaction debt      {} bytes",

@@ -162,7 +162,7 @@ fn verify_dir_refuses_an_open_store_and_a_directory_without_one() {
 }
 
 #[test]
-fn online_verify_sees_damage_and_a_mismatched_manifest_is_not_needed_for_that() {
+fn online_verify_sees_a_flipped_byte_in_a_live_run() {
     let fs = MemFs::new();
     let db = Db::open("/db", opts(Arc::new(fs.clone()))).unwrap();
     fill(&db, "k", 100);
