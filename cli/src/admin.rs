@@ -258,15 +258,21 @@ pub fn backup(ctx: &Ctx, out: &mut dyn Write, cmd: BackupCommand) -> Result<()> 
             if ctx.json {
                 writeln!(out, "{}", info_json(&info))?;
             } else {
+                let copied = if info.copied_runs == info.runs {
+                    "copied all of them".to_string()
+                } else {
+                    format!(
+                        "copied {} ({} bytes), the backup directory held the others",
+                        info.copied_runs, info.copied_bytes
+                    )
+                };
                 writeln!(
                     out,
-                    "backup {}: every version up to {}, {} ({} bytes); copied {} of them ({} bytes), the backup directory held the rest",
+                    "backup {}: every version up to {}, {} ({} bytes); {copied}",
                     info.id,
                     info.version,
                     plural(info.runs as u64, "run"),
                     info.bytes,
-                    info.copied_runs,
-                    info.copied_bytes
                 )?;
             }
         }
