@@ -76,7 +76,7 @@ pub struct ScanArgs {
     /// Print at most this many pairs.
     #[arg(long)]
     limit: Option<usize>,
-    /// Newest key first.
+    /// Descending key order (last key first).
     #[arg(long)]
     reverse: bool,
 }
@@ -132,7 +132,7 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: &ScanArgs) -> Result<()> {
 #[derive(Args)]
 #[group(required = true, multiple = false)]
 pub struct LoadSource {
-    /// CSV with two columns, key and value, no header (`-` for stdin).
+    /// CSV with two columns, key and value (`-` for stdin; see --header).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// JSON lines: {"key": "...", "value": "..."} (a null value deletes the key).
