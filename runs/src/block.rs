@@ -68,12 +68,16 @@ impl DecodedBlock {
         })
     }
 
-    /// Approximate bytes held: array buffers (mapped or owned) plus fixed overhead.
+    /// Bytes this block accounts for: the lengths of its arrays' buffers plus a fixed
+    /// overhead. Lengths, not capacities: an uncompressed block's buffers are slices of the
+    /// file's map, whose capacity is the whole file, and charging that would keep every
+    /// block of a run larger than the cache out of the cache.
     pub fn weight(&self) -> u64 {
-        (self.keys.get_buffer_memory_size()
-            + self.versions.get_buffer_memory_size()
-            + self.kinds.get_buffer_memory_size()
-            + self.values.get_buffer_memory_size()
+        let binary = |a: &BinaryArray| a.values().len() + a.offsets().inner().inner().len();
+        (binary(&self.keys)
+            + self.versions.values().inner().len()
+            + self.kinds.values().inner().len()
+            + binary(&self.values)
             + 512) as u64
     }
 }

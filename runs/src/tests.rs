@@ -291,6 +291,39 @@ fn cache_hit_path() {
 }
 
 #[test]
+fn blocks_of_a_run_larger_than_the_cache_are_cached() {
+    // Uncompressed blocks are zero-copy slices of the whole file's map; the cache must charge
+    // a block for its own bytes, or no block of a large run is ever admitted.
+    let (fs, path) = fs();
+    let rows: Vec<Row> = (0..20_000)
+        .map(|i| put(&format!("k{i:06}"), 1, &"v".repeat(40)))
+        .collect();
+    let opts = RunWriterOptions {
+        block_target_bytes: 4096,
+        compression: Compression::None,
+        ..Default::default()
+    };
+    let meta = write(&fs, &path, &rows, opts);
+    let capacity = 256 * 1024;
+    assert!(
+        meta.file_size > 4 * capacity,
+        "the run must dwarf the cache"
+    );
+    let cache = BlockCache::new(capacity);
+    let run = RunReader::open(&fs, &path, 9, cache.clone()).unwrap();
+    for _ in 0..3 {
+        assert!(run.get(b"k010000", Version(1)).unwrap().is_some());
+    }
+    assert_eq!(cache.misses(), 1, "one decode, then hits");
+    assert_eq!(cache.hits(), 2);
+    assert!(
+        cache.weight() > 0 && cache.weight() < 64 * 1024,
+        "{}",
+        cache.weight()
+    );
+}
+
+#[test]
 fn invalid_input_is_rejected() {
     let (fs, path) = fs();
     let vfs: Arc<dyn Vfs> = Arc::new(fs.clone());
