@@ -21,8 +21,9 @@
 //! See `README.md` for the design and `docs/format/` for every on-disk layout.
 
 pub use chronokv_engine::{
-    Bytes, CompactionStyle, Compression, Db, Durability, Error, Iter, LevelStats, Leveled, Options,
-    RecoveryMode, Result, SpaceUsage, Stats, Tiered, Version, WriteBatch,
+    changes_batch, export_schema, history_batch, ArrowBatches, Bytes, Change, CompactionStyle,
+    Compression, Db, Durability, Error, HistoryEntry, Iter, LevelStats, Leveled, Options,
+    RecordBatch, RecoveryMode, Result, Snapshot, SpaceUsage, Stats, Tiered, Version, WriteBatch,
 };
 
 /// The file-system seam: implement [`vfs::Vfs`] to run chronokv on other storage, or use

@@ -12,7 +12,9 @@ mod commit;
 mod compactor;
 mod db;
 mod error;
+mod export;
 mod files;
+mod history;
 mod inner;
 mod manifest;
 mod memtable;
@@ -22,11 +24,14 @@ mod stall;
 mod stats;
 mod view;
 
+pub use arrow_array::RecordBatch;
 pub use batch::WriteBatch;
 pub use bytes::Bytes;
 pub use chronokv_snapshot::Version;
 pub use db::{Db, Iter};
 pub use error::{Error, Result};
+pub use export::{changes_batch, export_schema, history_batch, ArrowBatches};
+pub use history::{Change, HistoryEntry, Snapshot};
 pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
