@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
-fn open(fs: &MemFs, opts: &Options) -> Db {
+fn open(opts: &Options) -> Db {
     Db::open(Path::new("/db"), opts.clone()).expect("open")
 }
 
@@ -56,7 +56,7 @@ fn write_history(db: &Db, commits: u64, states: &mut Vec<(Version, State)>) {
 fn a_snapshot_reads_the_same_through_thousands_of_writes_and_compactions() {
     for style in [aggressive_leveled(), aggressive_tiered()] {
         let fs = MemFs::new();
-        let db = open(&fs, &compacting_options(&fs, 2048, style));
+        let db = open(&compacting_options(&fs, 2048, style));
         let mut states = Vec::new();
         write_history(&db, 300, &mut states);
         let snap = db.snapshot();
@@ -113,7 +113,7 @@ fn every_retained_version_reads_as_it_was_across_flush_compaction_and_restart() 
     let opts = retaining(&fs, Duration::from_secs(3600));
     let mut states = vec![(Version(0), State::new())];
     {
-        let db = open(&fs, &opts);
+        let db = open(&opts);
         write_history(&db, 1500, &mut states);
         db.compact_range::<&[u8], _>(..).unwrap();
         for (v, expected) in states.iter().step_by(37) {
@@ -124,7 +124,7 @@ fn every_retained_version_reads_as_it_was_across_flush_compaction_and_restart() 
             );
         }
     }
-    let db = open(&fs, &opts);
+    let db = open(&opts);
     write_history(&db, 500, &mut states);
     db.compact_range::<&[u8], _>(..).unwrap();
     db.wait_for_compactions().unwrap();
@@ -152,7 +152,7 @@ fn as_of_time_reads_exactly_the_commits_made_by_then() {
     let mut marks: Vec<(SystemTime, Version, State)> = Vec::new();
     let mut states = Vec::new();
     {
-        let db = open(&fs, &opts);
+        let db = open(&opts);
         for round in 0..25 {
             write_history(&db, 10 + round, &mut states);
             let (v, s) = states.last().cloned().unwrap();
@@ -166,7 +166,7 @@ fn as_of_time_reads_exactly_the_commits_made_by_then() {
             }
         }
     }
-    let db = open(&fs, &opts);
+    let db = open(&opts);
     for (t, v, expected) in &marks {
         let snap = db.snapshot_as_of(*t).unwrap();
         assert_eq!(snap.version(), *v);
@@ -191,7 +191,7 @@ fn retention_boundary_oldest_is_readable_one_older_is_refused() {
     let opts = retaining(&fs, Duration::from_millis(300));
     let old_time = SystemTime::now();
     std::thread::sleep(Duration::from_millis(2));
-    let db = open(&fs, &opts);
+    let db = open(&opts);
     let mut states = Vec::new();
     write_history(&db, 200, &mut states);
     std::thread::sleep(Duration::from_millis(450));
@@ -232,7 +232,7 @@ fn per_key_history_depth_without_time_retention() {
         history_versions_per_key: 3,
         ..compacting_options(&fs, 1024, aggressive_leveled())
     };
-    let db = open(&fs, &opts);
+    let db = open(&opts);
     for round in 0..20u32 {
         for k in 0..30u32 {
             db.put(format!("k{k:02}"), format!("{round}")).unwrap();
@@ -258,7 +258,7 @@ fn the_change_feed_resumes_after_a_restart_exactly_once() {
     let mut last = Version(0);
     let mut expected = Vec::new();
     for session in 0..3 {
-        let db = open(&fs, &opts);
+        let db = open(&opts);
         for i in 0..150u64 {
             let mut b = WriteBatch::new();
             let k = format!("s{session}-{}", i % 40);
@@ -284,7 +284,7 @@ fn the_change_feed_resumes_after_a_restart_exactly_once() {
         }
         db.compact_range::<&[u8], _>(..).unwrap();
     }
-    let db = open(&fs, &opts);
+    let db = open(&opts);
     for c in db.changes(Version(last.0 + 1)..).unwrap() {
         consumed.push(c);
     }
@@ -306,7 +306,7 @@ fn the_change_feed_resumes_after_a_restart_exactly_once() {
 fn arrow_export_of_snapshots_history_and_changes() {
     use arrow_array::{Array, BinaryArray, TimestampMicrosecondArray, UInt64Array};
     let fs = MemFs::new();
-    let db = open(&fs, &retaining(&fs, Duration::from_secs(3600)));
+    let db = open(&retaining(&fs, Duration::from_secs(3600)));
     let mut states = Vec::new();
     write_history(&db, 400, &mut states);
     let snap = db.snapshot();

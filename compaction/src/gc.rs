@@ -535,7 +535,7 @@ mod tests {
             let keys_kept = if rules.keep_newest > 1 { keys.clone() } else { HashSet::new() };
             for key in &keys_kept {
                 let newest = |es: &[Entry]| -> Vec<Entry> {
-                    es.iter().filter(|e| &e.key == key).take(rules.keep_newest).cloned().collect()
+                    es.iter().filter(|e| e.key == *key).take(rules.keep_newest).cloned().collect()
                 };
                 prop_assert_eq!(newest(&input), newest(&output));
             }
