@@ -1,10 +1,25 @@
-//! The main job: open a store in a local folder, write, reopen, read, and say what happened.
+//! The main job: open a store in a local folder, write, reopen, read, travel back in time,
+//! and say what happened.
 //!
 //! `cargo run --release --example quickstart [DIR] [N]` (defaults: `./quickstart-data`,
 //! 1,000,000 keys). The folder is wiped first so every run starts from nothing.
 
 use chronokv::{Db, Options, WriteBatch};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Keeps an hour of history, so the store can be read as it was at any moment of the run.
+fn options() -> Options {
+    Options {
+        history_retention: Some(Duration::from_secs(3600)),
+        ..Options::default()
+    }
+}
+
+fn show(v: Option<chronokv::Bytes>) -> String {
+    v.map_or("(absent)".into(), |b| {
+        format!("{:?}", String::from_utf8_lossy(&b))
+    })
+}
 
 fn key(i: u64) -> [u8; 16] {
     // 16-byte keys in a scattered order: the write path sees random inserts.
@@ -33,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("chronokv quickstart: {n} keys (16 B) with 100 B values in {dir}/");
 
-    let db = Db::open(&dir, Options::default())?;
+    let db = Db::open(&dir, options())?;
     let start = Instant::now();
     for i in 0..n {
         db.put(key(i), value(i))?;
@@ -58,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  closed the store");
 
     let start = Instant::now();
-    let db = Db::open(&dir, Options::default())?;
+    let db = Db::open(&dir, options())?;
     println!(
         "  reopened in {:.2} s (WAL replayed and flushed to a run)",
         start.elapsed().as_secs_f64()
@@ -104,6 +119,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         on_disk >> 20,
         db.latest_version().get()
     );
+
+    // Time travel: every commit has a version and a commit time (millisecond resolution).
+    let pause = || std::thread::sleep(Duration::from_millis(3));
+    let red = db.put("demo:color", "red")?;
+    pause();
+    let while_red = SystemTime::now();
+    pause();
+    let blue = db.put("demo:color", "blue")?;
+    let deleted = db.delete("demo:color")?;
+    let now = db.snapshot();
+    println!(
+        "time travel on demo:color (red at v{}, blue at v{}, deleted at v{}):",
+        red.get(),
+        blue.get(),
+        deleted.get()
+    );
+    let label = |s: String| format!("{s:<28}");
+    println!("  {}{}", label("now:".into()), show(now.get("demo:color")?));
+    let at_blue = db.snapshot_at(blue)?;
+    println!(
+        "  {}{}",
+        label(format!("as of version {}:", blue.get())),
+        show(at_blue.get("demo:color")?)
+    );
+    let then = db.snapshot_as_of(while_red)?;
+    println!(
+        "  {}{} (resolves to version {})",
+        label("as of a moment while red:".into()),
+        show(then.get("demo:color")?),
+        then.version().get()
+    );
+    println!("  history, newest first:");
+    let history = db.history("demo:color")?;
+    let first = history.last().map_or(SystemTime::UNIX_EPOCH, |h| h.time);
+    for h in history {
+        let ms = h.time.duration_since(first)?.as_millis();
+        println!("    v{} at +{ms} ms: {}", h.version.get(), show(h.value));
+    }
+    let feed = db.changes(red..)?;
+    println!("  change feed since v{}: {} changes", red.get(), feed.len());
     db.close()?;
     Ok(())
 }

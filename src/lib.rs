@@ -21,12 +21,13 @@
 //! See `README.md` for the design and `docs/format/` for every on-disk layout.
 
 pub use chronokv_engine::{
-    verify_dir, verify_dir_with_progress, CheckpointInfo, LiveEntries, Problem, ProblemKind,
-    Progress, RunInfo, VerifyReport,
+    changes_batch, export_schema, history_batch, ArrowBatches, Bytes, Change, CompactionStyle,
+    Compression, Db, Durability, Error, HistoryEntry, Iter, LevelStats, Leveled, Options,
+    RecordBatch, RecoveryMode, Result, Snapshot, SpaceUsage, Stats, Tiered, Version, WriteBatch,
 };
 pub use chronokv_engine::{
-    Bytes, CompactionStyle, Compression, Db, Durability, Error, Iter, LevelStats, Leveled, Options,
-    RecoveryMode, Result, SpaceUsage, Stats, Tiered, Version, WriteBatch,
+    verify_dir, verify_dir_with_progress, CheckpointInfo, Problem, ProblemKind, Progress, RunInfo,
+    VerifyReport,
 };
 
 /// Incremental backups: [`backup::BackupEngine`] keeps numbered backups of a database in a

@@ -36,7 +36,7 @@ fn memtable_insert(c: &mut Criterion) {
             },
             |(mem, entries)| {
                 for (v, (k, val)) in entries.into_iter().enumerate() {
-                    mem.insert(k, Version(v as u64 + 1), Kind::Put, val);
+                    mem.insert(k, Version(v as u64 + 1), 0, Kind::Put, val);
                 }
                 mem
             },
@@ -98,6 +98,7 @@ fn build_run(path: &Path, n: u64, step: u64, values: &Values) {
         w.add(
             &key(i * step),
             Version(i + 1),
+            0,
             Kind::Put,
             values.next(&mut rng),
         )
@@ -160,6 +161,7 @@ fn merge_step(c: &mut Criterion) {
                 .map(|i| Entry {
                     key: Bytes::copy_from_slice(&key(i * sources + s)),
                     version: Version(i + 1),
+                    time: 0,
                     kind: Kind::Put,
                     value: value.clone(),
                 })

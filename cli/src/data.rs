@@ -4,15 +4,11 @@ use crate::error::{io_at, CliError, Result};
 use crate::fmt::{self, escape};
 use crate::progress::Bar;
 use crate::Ctx;
-use arrow_array::builder::{BinaryBuilder, UInt64Builder};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
 use chronokv::{Db, Durability, WriteBatch};
 use clap::Args;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub fn get(ctx: &Ctx, out: &mut dyn Write, key: &[u8]) -> Result<()> {
     let db = ctx.open(false)?;
@@ -313,53 +309,21 @@ pub fn load(ctx: &Ctx, out: &mut dyn Write, args: &LoadArgs) -> Result<()> {
 pub fn export(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
     const ROWS: usize = 8192;
     let db = ctx.open(false)?;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("key", DataType::Binary, false),
-        Field::new("value", DataType::Binary, false),
-        Field::new("version", DataType::UInt64, false),
-    ]));
+    let schema = chronokv::export_schema();
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let tmp = path.with_extension("tmp-export");
     let file = std::fs::File::create(&tmp).map_err(io_at(&tmp))?;
     let result = (|| -> Result<(u64, chronokv::Version)> {
         let mut writer =
             arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &schema)?;
         let bar = Bar::spinner("exporting");
-        let entries = db.live_entries();
-        let snapshot = entries.snapshot();
-        let (mut keys, mut values, mut versions) = (
-            BinaryBuilder::new(),
-            BinaryBuilder::new(),
-            UInt64Builder::new(),
-        );
+        let snapshot = db.snapshot();
         let mut rows = 0u64;
-        let mut pending = 0usize;
-        let mut flush = |keys: &mut BinaryBuilder,
-                         values: &mut BinaryBuilder,
-                         versions: &mut UInt64Builder|
-         -> Result<()> {
-            let cols: Vec<ArrayRef> = vec![
-                Arc::new(keys.finish()),
-                Arc::new(values.finish()),
-                Arc::new(versions.finish()),
-            ];
-            writer.write(&RecordBatch::try_new(schema.clone(), cols)?)?;
-            Ok(())
-        };
-        for e in entries {
-            let (k, version, v) = e?;
-            keys.append_value(&k);
-            values.append_value(&v);
-            versions.append_value(version.get());
-            rows += 1;
-            pending += 1;
-            if pending == ROWS {
-                flush(&mut keys, &mut values, &mut versions)?;
-                bar.inc(pending as u64);
-                pending = 0;
-            }
-        }
-        if pending > 0 || rows == 0 {
-            flush(&mut keys, &mut values, &mut versions)?;
+        for batch in snapshot.scan_arrow::<&[u8], _>(.., ROWS) {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            bar.inc(batch.num_rows() as u64);
+            writer.write(&batch)?;
         }
         writer.finish()?;
         let inner = writer.into_inner()?;
@@ -367,9 +331,9 @@ pub fn export(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
             .into_inner()
             .map_err(|e| CliError::msg(format!("{}: {}", tmp.display(), e.error())))?;
         file.sync_all().map_err(io_at(&tmp))?;
-        Ok((rows, snapshot))
+        Ok((rows, snapshot.version()))
     })();
-    let (rows, snapshot) = match result {
+    let (rows, version) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -382,13 +346,14 @@ pub fn export(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
         writeln!(
             out,
             "{}",
-            json!({"file": path.display().to_string(), "rows": rows, "version": snapshot.get()})
+            json!({"file": path.display().to_string(), "rows": rows, "version": version.get(), "columns": columns})
         )?;
     } else {
         writeln!(
             out,
-            "exported {rows} live keys as of {snapshot} to {} (columns key, value, version)",
-            path.display()
+            "exported {rows} live keys as of {version} to {} (columns {})",
+            path.display(),
+            columns.join(", ")
         )?;
     }
     Ok(())

@@ -397,6 +397,9 @@ fn edit_json(e: &VersionEdit) -> Value {
         "next_file_number": e.next_file_number,
         "flushed_version": e.flushed_version.map(|v| v.get()),
         "min_log_number": e.min_log_number,
+        "time_marks": e.time_marks.iter().map(|(v, t)| json!({"version": v.get(), "micros": t})).collect::<Vec<_>>(),
+        "times_pruned_below": e.times_pruned_below.map(|v| v.get()),
+        "history_horizon": e.history_horizon.map(|v| v.get()),
         "add_run": e.added.iter().map(desc).collect::<Vec<_>>(),
         "delete_run": e.deleted.iter().map(|(l, n)| json!({"level": l, "file_number": n})).collect::<Vec<_>>(),
     })
@@ -419,6 +422,14 @@ pub fn manifest(ctx: &Ctx, out: &mut dyn Write, file: Option<&Path>) -> Result<(
     let size = std::fs::metadata(&path).map_err(io_at(&path))?.len();
     let state = &dump.state;
     if ctx.json {
+        let mut tree = edit_json(&state.snapshot_edit());
+        tree["time_marks"] = json!(state
+            .times
+            .marks()
+            .iter()
+            .map(|(v, t)| json!({"version": v.get(), "micros": t}))
+            .collect::<Vec<_>>());
+        tree["times_pruned"] = json!(state.times.is_pruned());
         let v = json!({
             "file": file_name(&path),
             "size": size,
@@ -429,7 +440,7 @@ pub fn manifest(ctx: &Ctx, out: &mut dyn Write, file: Option<&Path>) -> Result<(
                 e
             }).collect::<Vec<_>>(),
             "torn_tail": dump.torn_tail.as_ref().map(|(o, r)| json!({"offset": o, "reason": r})),
-            "tree": edit_json(&state.snapshot_edit()),
+            "tree": tree,
         });
         serde_json::to_writer_pretty(&mut *out, &v)?;
         writeln!(out)?;
@@ -447,19 +458,28 @@ pub fn manifest(ctx: &Ctx, out: &mut dyn Write, file: Option<&Path>) -> Result<(
         writeln!(out, "edit {i} @{} ({} bytes{what})", f.offset, f.len)?;
         let e = &f.edit;
         if let Some(n) = e.next_file_number {
-            writeln!(out, "  next_file_number  {n}")?;
+            writeln!(out, "  {:<19}{n}", "next_file_number")?;
         }
         if let Some(v) = e.flushed_version {
-            writeln!(out, "  flushed_version   {v}")?;
+            writeln!(out, "  {:<19}{v}", "flushed_version")?;
         }
         if let Some(n) = e.min_log_number {
-            writeln!(out, "  min_log_number    {n}")?;
+            writeln!(out, "  {:<19}{n}", "min_log_number")?;
         }
         for (l, n) in &e.deleted {
-            writeln!(out, "  delete_run        L{l} {n:06}.arrow")?;
+            writeln!(out, "  {:<19}L{l} {n:06}.arrow", "delete_run")?;
         }
         for d in &e.added {
-            writeln!(out, "  add_run           {}", run_desc(d))?;
+            writeln!(out, "  {:<19}{}", "add_run", run_desc(d))?;
+        }
+        if !e.time_marks.is_empty() {
+            writeln!(out, "  {:<19}{}", "time_marks", marks(&e.time_marks))?;
+        }
+        if let Some(v) = e.times_pruned_below {
+            writeln!(out, "  {:<19}{v}", "times_pruned_below")?;
+        }
+        if let Some(v) = e.history_horizon {
+            writeln!(out, "  {:<19}{v}", "history_horizon")?;
         }
     }
     if let Some((o, r)) = &dump.torn_tail {
@@ -481,5 +501,32 @@ pub fn manifest(ctx: &Ctx, out: &mut dyn Write, file: Option<&Path>) -> Result<(
     for d in state.runs.values() {
         writeln!(out, "  {}", run_desc(d))?;
     }
+    writeln!(
+        out,
+        "  history_horizon {}; time index {}{}",
+        state.history_horizon,
+        marks(state.times.marks()),
+        if state.times.is_pruned() {
+            " (pruned)"
+        } else {
+            ""
+        }
+    )?;
     Ok(())
+}
+
+/// `3 marks: v1 at T .. v30 at T` (the first and last; JSON has them all).
+fn marks(m: &[(chronokv::Version, u64)]) -> String {
+    match (m.first(), m.last()) {
+        (Some(a), Some(_)) if m.len() == 1 => format!("1 mark: {} at {}", a.0, time_micros(a.1)),
+        (Some(a), Some(b)) => format!(
+            "{}: {} at {} .. {} at {}",
+            plural(m.len() as u64, "mark"),
+            a.0,
+            time_micros(a.1),
+            b.0,
+            time_micros(b.1)
+        ),
+        _ => "no marks".to_string(),
+    }
 }

@@ -153,7 +153,8 @@ fn dump_commands_emit_json_and_never_open_the_store() {
     assert_eq!(v["columns"][3]["name"], "value");
     assert_eq!(v["entries_shown"].as_array().unwrap().len(), 2);
     assert_eq!(v["entries_shown"][0]["version"], 29);
-    assert_eq!(v["blocks"][0]["offset"], 448);
+    assert_eq!(v["blocks"][0]["offset"], 512);
+    assert_eq!(v["columns"][4]["name"], "time");
     let no_entries = ok(d, &["dump-run", run.to_str().unwrap(), "--no-entries"]);
     assert!(no_entries.contains("block index") && !no_entries.contains("block 0\n"));
     let wal = &files(&d.join("db"), ".wal")[0];
@@ -285,7 +286,7 @@ fn checkpoint_makes_an_openable_copy_with_hard_links() {
     let out = ok(d, &["--db", "db", "checkpoint", "cp"]);
     assert_eq!(
         out,
-        "checkpoint cp: every version up to v30, 3 runs (6734 bytes; 3 hard-linked, 0 copied)\n"
+        "checkpoint cp: every version up to v30, 3 runs (7718 bytes; 3 hard-linked, 0 copied)\n"
     );
     assert_eq!(
         ok(d, &["--db", "cp", "scan"]),
@@ -381,7 +382,7 @@ fn export_writes_an_arrow_file_of_the_live_keys_with_versions() {
     let out = ok(d, &["--db", "db", "export", "--arrow", "out.arrow"]);
     assert_eq!(
         out,
-        "exported 19 live keys as of v30 to out.arrow (columns key, value, version)\n"
+        "exported 19 live keys as of v30 to out.arrow (columns key, value, version, time)\n"
     );
     let file = std::fs::File::open(d.join("out.arrow")).unwrap();
     let reader = arrow_ipc::reader::FileReader::try_new(file, None).unwrap();
@@ -391,8 +392,9 @@ fn export_writes_an_arrow_file_of_the_live_keys_with_versions() {
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    assert_eq!(names, vec!["key", "value", "version"]);
+    assert_eq!(names, vec!["key", "value", "version", "time"]);
     let mut rows = Vec::new();
+    let mut times = Vec::new();
     for batch in reader {
         use arrow_array::cast::AsArray;
         let b = batch.unwrap();
@@ -401,10 +403,21 @@ fn export_writes_an_arrow_file_of_the_live_keys_with_versions() {
             b.column(1).as_binary::<i32>(),
         );
         let ver = b.column(2).as_primitive::<arrow_array::types::UInt64Type>();
+        let t = b
+            .column(3)
+            .as_primitive::<arrow_array::types::TimestampMicrosecondType>();
         for i in 0..b.num_rows() {
             rows.push((k.value(i).to_vec(), v.value(i).to_vec(), ver.value(i)));
+            times.push((ver.value(i), t.value(i)));
         }
     }
+    // Commit times: real (after 2020), and a later version never has an earlier time.
+    times.sort();
+    assert!(
+        times.iter().all(|(_, t)| *t > 1_577_836_800_000_000),
+        "{times:?}"
+    );
+    assert!(times.windows(2).all(|w| w[0].1 <= w[1].1), "{times:?}");
     assert_eq!(rows.len(), 19);
     assert_eq!(
         rows[0],

@@ -244,7 +244,7 @@ impl Outputs<'_, '_> {
                 })
             }
         };
-        c.writer.add(&e.key, e.version, e.kind, &e.value)?;
+        c.writer.add(&e.key, e.version, e.time, e.kind, &e.value)?;
         c.bytes = c
             .bytes
             .saturating_add((e.key.len() + e.value.len()) as u64 + ENTRY_OVERHEAD);

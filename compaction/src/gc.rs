@@ -7,7 +7,8 @@
 //!
 //! * **Stripes.** The live snapshots `s1 < s2 < ... < sn` cut the version space into stripes:
 //!   `[0, s1]`, `(s1, s2]`, ..., `(sn, MAX]` (the *top* stripe). With a retention bound `r`
-//!   (`GcRules::retain_from`), every version `>= r` is a stripe of its own.
+//!   (`GcRules::retain_from`), every version `>= r` is a stripe of its own, and so is each
+//!   of a key's newest `GcRules::keep_newest` versions (history kept per key).
 //! * **Shadowing.** Of each key's versions in one stripe only the newest is kept: no reader
 //!   that matters can see the others. A read at snapshot `s` sees the newest version `<= s`,
 //!   which is the newest of its stripe, and a read at any `R >= r` sees either a retained
@@ -36,9 +37,12 @@ pub struct GcRules {
     /// Versions of live snapshots (any order, duplicates allowed; normalised internally: sort +
     /// dedup).
     pub snapshots: Vec<Version>,
-    /// Retention hook (time travel comes later): every version `>=` this is kept, and reads
-    /// at any version `>=` this must return what they returned before. `None` = no retention.
+    /// Retention: every version `>=` this is kept, and reads at any version `>=` this must
+    /// return what they returned before. `None` = no retention.
     pub retain_from: Option<Version>,
+    /// Every key's newest `keep_newest` versions are kept (tombstones included), whatever
+    /// their age. 0 and 1 add nothing to the other rules.
+    pub keep_newest: usize,
 }
 
 /// What a [`GcFilter`] did. `entries_in = entries_out + versions_dropped + tombstones_dropped`
@@ -60,7 +64,8 @@ pub struct GcStats {
 /// version's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stripe {
-    /// A retained version (`>= retain_from`): a stripe of its own.
+    /// A retained version (`>= retain_from`, or among the key's newest `keep_newest`): a
+    /// stripe of its own.
     Retained(Version),
     /// Index of the smallest snapshot `>= v`; `snapshots.len()` is the top stripe.
     Below(usize),
@@ -72,9 +77,12 @@ pub struct GcFilter<I> {
     /// Sorted, deduplicated.
     snapshots: Vec<Version>,
     retain_from: Option<Version>,
+    keep_newest: usize,
     bottommost: bool,
     /// The key being filtered and the stripe of its last version seen.
     current: Option<(bytes::Bytes, Version, Stripe)>,
+    /// How many versions of the current key came before this one.
+    rank: usize,
     /// Kept tombstones of the current key that are dropped if no kept put follows.
     pending: VecDeque<Entry>,
     /// Entries decided on, waiting to be yielded (released tombstones, then their put).
@@ -109,8 +117,10 @@ where
             input,
             snapshots,
             retain_from: rules.retain_from,
+            keep_newest: rules.keep_newest,
             bottommost,
             current: None,
+            rank: 0,
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             done: false,
@@ -123,12 +133,15 @@ where
         self.stats
     }
 
-    fn retained(&self, v: Version) -> bool {
+    /// Whether version `v`, the key's `rank`-th newest, is kept for retention.
+    fn retained(&self, v: Version, rank: usize) -> bool {
         self.retain_from.is_some_and(|r| v >= r)
+            || (self.keep_newest > 1 && rank < self.keep_newest)
     }
 
+    /// A version kept for its rank still shadows the older versions of its stripe.
     fn stripe(&self, v: Version) -> Stripe {
-        if self.retained(v) {
+        if self.retain_from.is_some_and(|r| v >= r) {
             Stripe::Retained(v)
         } else {
             Stripe::Below(self.snapshots.partition_point(|&s| s < v))
@@ -144,11 +157,15 @@ where
     /// Decides on one input entry: drops it, holds it as pending, or queues it in `ready`.
     fn admit(&mut self, e: Entry) {
         self.stats.entries_in += 1;
+        let same = matches!(&self.current, Some((key, _, _)) if *key == e.key);
+        self.rank = if same { self.rank + 1 } else { 0 };
+        let rank = self.rank;
         let stripe = self.stripe(e.version);
+        let kept_for_rank = self.keep_newest > 1 && rank < self.keep_newest;
         let same_key = match &mut self.current {
             Some((key, last_version, last_stripe)) if *key == e.key => {
                 debug_assert!(e.version < *last_version, "versions of a key must descend");
-                let shadowed = *last_stripe == stripe;
+                let shadowed = *last_stripe == stripe && !kept_for_rank;
                 *last_version = e.version;
                 *last_stripe = stripe;
                 if shadowed {
@@ -168,7 +185,7 @@ where
             self.current = Some((e.key.clone(), e.version, stripe));
         }
         match e.kind {
-            Kind::Delete if self.bottommost && !self.retained(e.version) => {
+            Kind::Delete if self.bottommost && !self.retained(e.version, rank) => {
                 self.pending.push_back(e);
             }
             Kind::Delete => self.ready.push_back(e),
@@ -227,6 +244,7 @@ mod tests {
         Entry {
             key: Bytes::copy_from_slice(k.as_bytes()),
             version: Version(v),
+            time: 0,
             kind,
             value,
         }
@@ -244,6 +262,7 @@ mod tests {
         GcRules {
             snapshots: snapshots.iter().map(|&s| Version(s)).collect(),
             retain_from: retain_from.map(Version),
+            keep_newest: 0,
         }
     }
 
@@ -417,9 +436,12 @@ mod tests {
     /// A direct, non-streaming statement of the rules: per key, keep the first version of each
     /// stripe, then (bottommost) drop the trailing kept tombstones below the retention bound.
     fn oracle(input: &[Entry], rules: &GcRules, bottommost: bool) -> Vec<Entry> {
-        let retained = |v: Version| rules.retain_from.is_some_and(|r| v >= r);
+        let retained = |v: Version, rank: usize| {
+            rules.retain_from.is_some_and(|r| v >= r)
+                || (rules.keep_newest > 1 && rank < rules.keep_newest)
+        };
         let stripe = |v: Version| -> (bool, u64) {
-            if retained(v) {
+            if rules.retain_from.is_some_and(|r| v >= r) {
                 return (true, v.0);
             }
             let s = rules.snapshots.iter().filter(|&&s| s >= v).min();
@@ -432,18 +454,22 @@ mod tests {
         let mut out = Vec::new();
         for (_, versions) in by_key {
             let mut seen = HashSet::new();
-            let mut kept: Vec<Entry> = versions
+            let mut kept: Vec<(usize, Entry)> = versions
                 .into_iter()
-                .filter(|e| seen.insert(stripe(e.version)))
+                .enumerate()
+                .filter(|(rank, e)| {
+                    let first_of_stripe = seen.insert(stripe(e.version));
+                    first_of_stripe || (rules.keep_newest > 1 && *rank < rules.keep_newest)
+                })
                 .collect();
             while bottommost
                 && kept
                     .last()
-                    .is_some_and(|e| e.kind == Kind::Delete && !retained(e.version))
+                    .is_some_and(|(rank, e)| e.kind == Kind::Delete && !retained(e.version, *rank))
             {
                 kept.pop();
             }
-            out.extend(kept);
+            out.extend(kept.into_iter().map(|(_, e)| e));
         }
         out
     }
@@ -452,23 +478,29 @@ mod tests {
         let rows = prop::collection::btree_map((0u8..4, 1u64..48), (any::<bool>(), 0u8..4), 0..40);
         let snapshots = prop::collection::vec(0u64..52, 0..5);
         let retain = prop::option::of(0u64..52);
-        (rows, snapshots, retain, any::<bool>()).prop_map(|(rows, snaps, retain, bottom)| {
-            let mut entries: Vec<Entry> = rows
-                .into_iter()
-                .map(|((k, v), (is_put, val))| Entry {
-                    key: Bytes::from(vec![b'a' + k]),
-                    version: Version(v),
-                    kind: if is_put { Kind::Put } else { Kind::Delete },
-                    value: if is_put {
-                        Bytes::from(vec![val; val as usize])
-                    } else {
-                        Bytes::new()
-                    },
-                })
-                .collect();
-            entries.sort_by(|a, b| a.internal_cmp(b));
-            (entries, rules(&snaps, retain), bottom)
-        })
+        let keep = 0usize..4;
+        (rows, snapshots, retain, any::<bool>(), keep).prop_map(
+            |(rows, snaps, retain, bottom, keep)| {
+                let mut entries: Vec<Entry> = rows
+                    .into_iter()
+                    .map(|((k, v), (is_put, val))| Entry {
+                        key: Bytes::from(vec![b'a' + k]),
+                        version: Version(v),
+                        time: 0,
+                        kind: if is_put { Kind::Put } else { Kind::Delete },
+                        value: if is_put {
+                            Bytes::from(vec![val; val as usize])
+                        } else {
+                            Bytes::new()
+                        },
+                    })
+                    .collect();
+                entries.sort_by(|a, b| a.internal_cmp(b));
+                let mut rules = rules(&snaps, retain);
+                rules.keep_newest = keep;
+                (entries, rules, bottom)
+            },
+        )
     }
 
     proptest! {
@@ -499,6 +531,14 @@ mod tests {
                 let retained = |e: &&Entry| e.version >= r;
                 prop_assert!(input.iter().filter(retained).eq(output.iter().filter(retained)));
             }
+            // And each key's newest `keep_newest` versions stay.
+            let keys_kept = if rules.keep_newest > 1 { keys.clone() } else { HashSet::new() };
+            for key in &keys_kept {
+                let newest = |es: &[Entry]| -> Vec<Entry> {
+                    es.iter().filter(|e| e.key == *key).take(rules.keep_newest).cloned().collect()
+                };
+                prop_assert_eq!(newest(&input), newest(&output));
+            }
 
             // The output is exactly what the rules say, hence a subsequence of the input in
             // internal order.
@@ -516,7 +556,11 @@ mod tests {
 
             // Without snapshots or retention, a bottommost merge keeps exactly one put per
             // key whose newest version is a put.
-            if rules.snapshots.is_empty() && rules.retain_from.is_none() && bottommost {
+            if rules.snapshots.is_empty()
+                && rules.retain_from.is_none()
+                && rules.keep_newest <= 1
+                && bottommost
+            {
                 let mut newest: Vec<Entry> = Vec::new();
                 let mut last_key: Option<Bytes> = None;
                 for e in &input {

@@ -46,6 +46,7 @@ fn entry(key: &str, v: u64, kind: Kind, value: &str) -> Entry {
     Entry {
         key: Bytes::copy_from_slice(key.as_bytes()),
         version: Version(v),
+        time: 0,
         kind,
         value: Bytes::copy_from_slice(value.as_bytes()),
     }
@@ -69,7 +70,7 @@ fn write_run(vfs: &Arc<dyn Vfs>, id: u64, entries: &[Entry]) -> Arc<RunReader> {
     sorted.sort_by(|a, b| a.internal_cmp(b));
     let mut w = RunWriter::create(vfs.clone(), &run_path(id), small_blocks()).unwrap();
     for e in &sorted {
-        w.add(&e.key, e.version, e.kind, &e.value).unwrap();
+        w.add(&e.key, e.version, e.time, e.kind, &e.value).unwrap();
     }
     w.finish().unwrap();
     open(vfs, id)
@@ -455,6 +456,7 @@ proptest! {
         let gc = GcRules {
             snapshots: snapshots.into_iter().map(Version).collect(),
             retain_from: retain.map(Version),
+            keep_newest: 0,
         };
         let j = MergeJob {
             target_run_size: target,

@@ -7,7 +7,9 @@
 //! manifest state agree) and holds the runs (`Arc<LiveRun>`) so that no compaction can delete
 //! their files while they are linked or copied. The checkpoint holds exactly the versions up
 //! to the pinned state's `flushed_version` (a prefix of the commit order: flushes happen in
-//! commit order and a batch never spans two memtables), no WAL, and a fresh manifest.
+//! commit order and a batch never spans two memtables), no WAL, and a fresh manifest that
+//! carries the history horizon and the commit-time marks of those versions (so
+//! `snapshot_as_of` and `history` answer on the copy as on the original).
 //!
 //! Durability: every copied file is fsynced, and the directory is fsynced after the links and
 //! copies; the manifest and CURRENT are written last (`ManifestWriter::create`: manifest,
@@ -20,7 +22,7 @@ use crate::files;
 use crate::inner::Inner;
 use crate::manifest::{ManifestWriter, RunDesc, TreeState};
 use crate::view::LiveRun;
-use chronokv_snapshot::Version;
+use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::Vfs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +48,9 @@ pub struct CheckpointInfo {
 /// The tree as the manifest records it, with its runs held open so their files stay.
 pub(crate) struct PinnedTree {
     pub state: TreeState,
+    /// The version <-> commit-time index at the same moment (a manifest written from the
+    /// pin keeps the marks of versions up to `state.flushed_version`).
+    pub times: TimeIndex,
     /// Every run of `state`, in file-number order, with its descriptor.
     pub runs: Vec<(RunDesc, Arc<LiveRun>)>,
 }
@@ -57,6 +62,8 @@ impl Inner {
         let tree = self.tree.lock();
         let view = self.current_view();
         let state = tree.state.clone();
+        // `times` may be taken while `tree` is held (see inner.rs's lock order).
+        let times = self.times.lock().clone();
         drop(tree);
         let mut runs = Vec::with_capacity(state.runs.len());
         for desc in state.runs.values() {
@@ -72,7 +79,7 @@ impl Inner {
                 })?;
             runs.push((desc.clone(), run));
         }
-        Ok(PinnedTree { state, runs })
+        Ok(PinnedTree { state, times, runs })
     }
 
     pub(crate) fn checkpoint(&self, dir: &Path) -> Result<CheckpointInfo> {
@@ -109,7 +116,7 @@ impl Inner {
             info.bytes += size;
         }
         vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
-        write_manifest(vfs, dir, &pinned.state)?;
+        write_manifest(vfs, dir, &pinned.state, &pinned.times)?;
         Ok(info)
     }
 }
@@ -160,9 +167,15 @@ pub(crate) fn copy_file_with(
     Ok(crc.finalize())
 }
 
-/// Writes a manifest holding `state` (and nothing to replay from a WAL) into `dir` and
-/// points CURRENT at it: the last step of a checkpoint or a restore.
-pub(crate) fn write_manifest(vfs: &dyn Vfs, dir: &Path, state: &TreeState) -> Result<()> {
+/// Writes a manifest holding `state` and the commit-time marks of `times` (and nothing to
+/// replay from a WAL) into `dir` and points CURRENT at it: the last step of a checkpoint or a
+/// restore. The history horizon travels with `state`.
+pub(crate) fn write_manifest(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    state: &TreeState,
+    times: &TimeIndex,
+) -> Result<()> {
     let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
     let number = state.next_file_number.max(highest_run + 1).max(1);
     let state = TreeState {
@@ -171,7 +184,9 @@ pub(crate) fn write_manifest(vfs: &dyn Vfs, dir: &Path, state: &TreeState) -> Re
         // No WAL segment of the source belongs here: replay starts after the manifest.
         min_log_number: number + 1,
         next_file_number: number + 1,
+        history_horizon: state.history_horizon,
+        times: TimeIndex::new(),
     };
-    ManifestWriter::create(vfs, dir, number, &state)?;
+    ManifestWriter::create(vfs, dir, number, &state, times)?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::inner::Inner;
 use crate::options::Durability;
 use crate::stats::Counters;
 use bytes::Bytes;
-use chronokv_snapshot::Version;
+use chronokv_snapshot::{to_commit_time, Version};
 use chronokv_wal::RecordRef;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -144,7 +144,8 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
     if inner.current_view().active.approx_bytes() >= inner.opts.memtable_size {
         inner.seal_memtable(&mut wal)?;
     }
-    let micros = now_micros();
+    // Commit times never go back, even if the clock does (see `chronokv_snapshot::time`).
+    let micros = to_commit_time(now_micros()).max(wal.last_time);
     let mut next = wal.last_version + 1;
     let mut versions = Vec::with_capacity(group.len());
     let mut records = Vec::with_capacity(group.len());
@@ -197,12 +198,21 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
             mem.insert(
                 Bytes::copy_from_slice(key),
                 version,
+                micros,
                 kind,
                 Bytes::copy_from_slice(value),
             );
         }
     }
     Counters::add(&inner.counters.user_bytes, user_bytes);
+    // The index learns the group's time before its versions become visible, so an "as of
+    // time" read never resolves to a version it cannot date. Marks always follow the last
+    // one here (versions and times only grow), so recording cannot fail.
+    let _ = inner
+        .times
+        .lock()
+        .record(Version(wal.last_version + 1), micros);
+    wal.last_time = micros;
     wal.last_version = next - 1;
     inner.visible.store(next - 1, Ordering::Release);
     Ok(versions)

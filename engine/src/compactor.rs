@@ -14,7 +14,7 @@ use crate::inner::Inner;
 use crate::manifest::{RunDesc, VersionEdit};
 use crate::stats::Counters;
 use crate::view::{LiveRun, View};
-use chronokv_compaction::{ExecError, GcRules, KeyRange, MergeJob, OutputFile, Task, TaskKind};
+use chronokv_compaction::{ExecError, KeyRange, MergeJob, OutputFile, Task, TaskKind};
 use chronokv_runs::RunReader;
 use chronokv_snapshot::Version;
 use std::collections::HashMap;
@@ -28,13 +28,6 @@ struct Picked {
 }
 
 impl Inner {
-    /// Which versions compaction must keep. Snapshots and retention (the time-travel issue)
-    /// plug in here; today only the latest version of each key is read after a merge,
-    /// because every reader holds the view it started with (see `read_point`).
-    fn gc_rules(&self) -> GcRules {
-        GcRules::default()
-    }
-
     /// Looks up a task's input runs in `view`; None if one is missing (a stale task).
     fn resolve(view: &View, task: Task) -> Option<Picked> {
         let by_id: HashMap<u64, &Arc<LiveRun>> = view.runs().map(|(_, r)| (r.id(), r)).collect();
@@ -106,13 +99,16 @@ impl Inner {
             return Ok(());
         }
         let readers: Vec<Arc<RunReader>> = picked.inputs.iter().map(|r| r.reader.clone()).collect();
+        // After the inputs were picked, never before (see `history`).
+        let gc = self.gc_rules();
+        let history_horizon = gc.retain_from;
         let job = MergeJob {
             vfs: self.vfs.clone(),
             inputs: readers,
             writer_options: self.run_options(task.output_level),
             target_run_size: task.target_run_size,
             bottommost: task.bottommost,
-            gc: self.gc_rules(),
+            gc,
             cancel: Some(&self.cancel),
         };
         let mut next_output = || {
@@ -145,6 +141,7 @@ impl Inner {
         let edit = VersionEdit {
             deleted: task.inputs.iter().map(|&(l, id)| (l as u32, id)).collect(),
             added,
+            history_horizon,
             ..VersionEdit::default()
         };
         if let Err(e) = self.install(picked, edit, outputs) {

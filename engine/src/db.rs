@@ -3,16 +3,20 @@
 use crate::batch::WriteBatch;
 use crate::commit::CommitQueue;
 use crate::error::{Error, Result};
+use crate::history::{self, At, Change, HistoryEntry, Snapshot};
 use crate::inner::Inner;
 use crate::options::{Durability, Options};
 use crate::recovery;
 use crate::stats::{LevelStats, SpaceUsage, Stats};
+use crate::view::View;
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use chronokv_snapshot::{Scan, Source, Version};
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 
 /// An open chronokv database. `Send + Sync`: share it between threads with an `Arc`.
 ///
@@ -61,9 +65,48 @@ fn owned_bound<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<Bytes> {
     }
 }
 
+/// The owned bounds of a key range.
+pub(crate) fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(
+    range: &R,
+) -> (Bound<Bytes>, Bound<Bytes>) {
+    (
+        owned_bound(range.start_bound()),
+        owned_bound(range.end_bound()),
+    )
+}
+
+/// The bounds of the keys starting with `prefix`.
+pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Bytes>, Bound<Bytes>) {
+    let hi = match prefix_successor(prefix) {
+        Some(end) => Bound::Excluded(Bytes::from(end)),
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(Bytes::copy_from_slice(prefix)), hi)
+}
+
+/// A scan of `view` at `version` over `lo..hi`. The scan holds the view (and so its runs'
+/// files) for its whole life.
+pub(crate) fn range_iter(
+    view: Arc<View>,
+    version: Version,
+    lo: Bound<Bytes>,
+    hi: Bound<Bytes>,
+) -> Iter {
+    let empty = is_empty_range(&lo, &hi);
+    let factory = move || -> Result<Vec<Source<Error>>> {
+        if empty {
+            return Ok(Vec::new());
+        }
+        Ok(view.sources(&lo, &hi))
+    };
+    Iter {
+        scan: Scan::new(Box::new(factory), version),
+    }
+}
+
 /// True when no key can lie within the bounds (so sources are never asked for an inverted
 /// range).
-fn is_empty_range(lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> bool {
+pub(crate) fn is_empty_range(lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> bool {
     match (lo, hi) {
         (Bound::Included(a), Bound::Included(b)) => a > b,
         (Bound::Included(a), Bound::Excluded(b))
@@ -163,33 +206,75 @@ impl Db {
 
     /// The live `(key, value)` pairs whose keys lie in `range`, in key order (reversible).
     pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        let lo = owned_bound(range.start_bound());
-        let hi = owned_bound(range.end_bound());
-        self.scan_bounds(lo, hi)
+        let (lo, hi) = owned_bounds(&range);
+        let (snapshot, view) = self.inner.read_point();
+        range_iter(view, snapshot, lo, hi)
     }
 
     /// The live pairs whose keys start with `prefix`, in key order (reversible).
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        let p = prefix.as_ref();
-        let hi = match prefix_successor(p) {
-            Some(end) => Bound::Excluded(Bytes::from(end)),
-            None => Bound::Unbounded,
-        };
-        self.scan_bounds(Bound::Included(Bytes::copy_from_slice(p)), hi)
+        let (lo, hi) = prefix_bounds(prefix.as_ref());
+        let (snapshot, view) = self.inner.read_point();
+        range_iter(view, snapshot, lo, hi)
     }
 
-    fn scan_bounds(&self, lo: Bound<Bytes>, hi: Bound<Bytes>) -> Iter {
-        let (snapshot, view) = self.inner.read_point();
-        let empty = is_empty_range(&lo, &hi);
-        let factory = move || -> Result<Vec<Source<Error>>> {
-            if empty {
-                return Ok(Vec::new());
-            }
-            Ok(view.sources(&lo, &hi))
-        };
-        Iter {
-            scan: Scan::new(Box::new(factory), snapshot),
-        }
+    /// A snapshot of the latest committed state: repeatable reads at one version while
+    /// writes, flushes and compactions go on. See [`Snapshot`].
+    pub fn snapshot(&self) -> Snapshot {
+        // Registering the latest version cannot be refused.
+        Snapshot::new(&self.inner, At::Latest).expect("the latest version is always readable")
+    }
+
+    /// A snapshot of the state right after the commit that produced `version` (any version
+    /// a write returned, or one in between). Versions older than the retained history
+    /// ([`Options::history_retention`]) give [`Error::VersionNotRetained`], never a newer
+    /// state; a version not yet committed is an [`Error::InvalidArgument`].
+    pub fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
+        Snapshot::new(&self.inner, At::Version(version))
+    }
+
+    /// A snapshot of the state as of `time`: every commit made at or before it (commit
+    /// times have millisecond resolution). A time older than the retained history gives
+    /// [`Error::TimeNotRetained`]; a time before the first commit of a store whose whole
+    /// history is retained reads the empty store.
+    pub fn snapshot_as_of(&self, time: SystemTime) -> Result<Snapshot> {
+        Snapshot::new(&self.inner, At::Time(time))
+    }
+
+    /// The oldest version [`Db::snapshot_at`] accepts now (live snapshots aside).
+    pub fn oldest_readable_version(&self) -> Version {
+        self.inner.oldest_readable()
+    }
+
+    /// Every retained version of `key`, newest first: each with its version, commit time
+    /// and value (`None` for a delete). Retained means: committed within
+    /// [`Options::history_retention`], or among the key's newest
+    /// [`Options::history_versions_per_key`], or the key's newest version before the
+    /// retention window (the value the oldest readable state sees).
+    pub fn history(&self, key: impl AsRef<[u8]>) -> Result<Vec<HistoryEntry>> {
+        history::history(&self.inner, key.as_ref())
+    }
+
+    /// The change feed: every put and delete committed in `versions`, in version order.
+    /// A consumer that stores the last version it processed resumes with
+    /// `changes(last + 1..)` (after a restart too) and sees each change exactly once. The
+    /// start must lie within the retained history ([`Error::VersionNotRetained`]
+    /// otherwise); an unbounded start means the oldest retained version. Reads every run
+    /// whose versions overlap the range, and holds the result in memory.
+    pub fn changes(&self, versions: impl RangeBounds<Version>) -> Result<Vec<Change>> {
+        history::changes(&self.inner, versions)
+    }
+
+    /// [`Db::history`] as one Arrow batch (columns key, value, version, time; see
+    /// [`crate::export_schema`]).
+    pub fn history_arrow(&self, key: impl AsRef<[u8]>) -> Result<RecordBatch> {
+        let key = key.as_ref();
+        crate::export::history_batch(key, &self.history(key)?)
+    }
+
+    /// [`Db::changes`] as one Arrow batch, in version order.
+    pub fn changes_arrow(&self, versions: impl RangeBounds<Version>) -> Result<RecordBatch> {
+        crate::export::changes_batch(&self.changes(versions)?)
     }
 
     /// Writes the memtable to a run and waits until every sealed memtable is flushed.
@@ -341,12 +426,6 @@ impl Db {
     /// Every run of the tree with its properties, level by level. Cheap: run metadata only.
     pub fn runs(&self) -> Vec<crate::RunInfo> {
         self.inner.run_infos()
-    }
-
-    /// The live `(key, version, value)` triples at the latest version, in key order: what
-    /// [`Db::scan`] returns, with the version that wrote each value.
-    pub fn live_entries(&self) -> crate::LiveEntries {
-        self.inner.live_entries()
     }
 
     /// Reads every block of every run, the manifest and the WAL, and reports every problem

@@ -1,5 +1,6 @@
 //! The one public error type.
 
+use chronokv_snapshot::Version;
 use std::io;
 use std::path::PathBuf;
 
@@ -15,6 +16,8 @@ use std::path::PathBuf;
 /// - [`Error::Poisoned`]: an earlier write or sync failed, so the database stopped accepting
 ///   writes rather than risk acknowledging lost data. Reads still work; reopen to recover.
 /// - [`Error::Closed`]: the database was closed.
+/// - [`Error::VersionNotRetained`], [`Error::TimeNotRetained`]: a read of the past reached
+///   beyond `Options::history_retention`; the error carries the oldest readable version.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -54,6 +57,27 @@ pub enum Error {
     /// The database was closed.
     #[error("database is closed")]
     Closed,
+
+    /// A read of the past asked for a version older than the retained history (see
+    /// `Options::history_retention`). Never answered with a newer state instead.
+    #[error("version {requested} is no longer retained; the oldest readable version is {oldest}")]
+    VersionNotRetained {
+        /// The version asked for.
+        requested: Version,
+        /// The oldest version that can be read now.
+        oldest: Version,
+    },
+
+    /// A read as of a time older than the retained history.
+    #[error(
+        "{requested:?} is older than the retained history; the oldest readable version is {oldest}"
+    )]
+    TimeNotRetained {
+        /// The time asked for.
+        requested: std::time::SystemTime,
+        /// The oldest version that can be read now.
+        oldest: Version,
+    },
 }
 
 /// The engine's result type.

@@ -2,11 +2,14 @@
 //! sealing a memtable, flushing one to a run, recording manifest edits, poisoning after a
 //! failure. Compaction lives in `compactor`, write stalls in `stall`.
 //!
-//! Lock order (never taken the other way round): `wal` -> `bg` -> `tree` -> `view`.
-//! `commit` (the queue) is never held while any other lock is taken.
+//! Lock order (never taken the other way round): `wal` -> `bg` -> `tree` -> `view`, and
+//! `readers` -> `times` (each of `readers` and `times` may also be taken while holding
+//! `wal`, `bg` or `tree`, but never the other way round). `commit` (the queue) is never
+//! held while any other lock is taken.
 
 use crate::error::{Error, Result};
 use crate::files;
+use crate::history::Readers;
 use crate::manifest::{ManifestWriter, RunDesc, TreeState, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::Options;
@@ -14,7 +17,7 @@ use crate::stats::Counters;
 use crate::view::{LiveRun, View};
 use chronokv_compaction::Strategy;
 use chronokv_runs::{BlockCache, Compression, RunReader, RunWriter, RunWriterOptions};
-use chronokv_snapshot::Version;
+use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::{DirLock, Vfs};
 use chronokv_wal::SegmentWriter;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -29,6 +32,8 @@ use std::sync::Arc;
 pub struct WalState {
     pub writer: SegmentWriter,
     pub last_version: u64,
+    /// The last commit's time (µs); the next commit's is never smaller.
+    pub last_time: u64,
 }
 
 /// The manifest writer and the tree it has recorded.
@@ -60,6 +65,10 @@ pub struct Inner {
     /// Every version up to this one is committed and readable.
     pub visible: AtomicU64,
     pub view: RwLock<Arc<View>>,
+    /// The version <-> commit-time index of every committed version since its pruning point.
+    pub times: Mutex<TimeIndex>,
+    /// Live snapshots, history readers and the retention horizon (see `history`).
+    pub readers: Mutex<Readers>,
     pub wal: Mutex<WalState>,
     pub tree: Mutex<Tree>,
     pub bg: Mutex<Bg>,
@@ -83,6 +92,7 @@ impl Inner {
         wal: WalState,
         tree: Tree,
         next_file: u64,
+        times: TimeIndex,
         lock: Box<dyn DirLock>,
     ) -> Inner {
         Inner {
@@ -96,6 +106,8 @@ impl Inner {
             cancel: AtomicBool::new(false),
             visible: AtomicU64::new(wal.last_version),
             view: RwLock::new(Arc::new(view)),
+            times: Mutex::new(times),
+            readers: Mutex::new(Readers::default()),
             wal: Mutex::new(wal),
             tree: Mutex::new(tree),
             bg: Mutex::new(Bg::default()),
@@ -234,7 +246,7 @@ impl Inner {
         let path = files::run_path(&self.dir, number);
         let mut writer = RunWriter::create(self.vfs.clone(), &path, self.run_options(0))?;
         for e in mem.range(Bound::Unbounded, Bound::Unbounded) {
-            writer.add(&e.key, e.version, e.kind, &e.value)?;
+            writer.add(&e.key, e.version, e.time, e.kind, &e.value)?;
         }
         let meta = writer.finish()?;
         let reader = RunReader::open(self.vfs.as_ref(), &path, number, self.cache.clone())?;
@@ -281,12 +293,20 @@ impl Inner {
         min_log_number: u64,
         retire: Option<&Arc<Memtable>>,
     ) -> Result<()> {
+        let (time_marks, times_pruned_below) = {
+            let mut times = self.times.lock();
+            self.prune_times(&mut times);
+            let marks = times.marks_covering(tree.state.flushed_version, flushed_version);
+            (marks.to_vec(), times.pruned_below())
+        };
         let edit = VersionEdit {
             next_file_number: Some(self.next_file.load(Ordering::SeqCst)),
             flushed_version: Some(flushed_version),
             min_log_number: Some(min_log_number),
             added: run.iter().map(|(d, _)| d.clone()).collect(),
-            deleted: Vec::new(),
+            time_marks,
+            times_pruned_below,
+            ..VersionEdit::default()
         };
         self.append_edit(tree, &edit)?;
         let mut view = self.view.write();
@@ -314,10 +334,12 @@ impl Inner {
     pub fn append_edit(&self, tree: &mut Tree, edit: &VersionEdit) -> Result<()> {
         tree.manifest.append(edit)?;
         tree.state.apply(edit);
-        if tree.manifest.len() > self.opts.max_manifest_bytes {
+        if tree.manifest.delta_len() > self.opts.max_manifest_bytes {
             let number = self.alloc_file_number();
             tree.state.next_file_number = self.next_file.load(Ordering::SeqCst);
-            let fresh = ManifestWriter::create(self.vfs.as_ref(), &self.dir, number, &tree.state)?;
+            let times = self.times.lock().clone();
+            let fresh =
+                ManifestWriter::create(self.vfs.as_ref(), &self.dir, number, &tree.state, &times)?;
             let old = std::mem::replace(&mut tree.manifest, fresh);
             let _ = self.vfs.remove_file(old.path());
         }

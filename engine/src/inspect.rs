@@ -1,15 +1,9 @@
 //! Read-only views of the tree for inspection tools: the runs with their properties
-//! ([`RunInfo`]) and the live entries with the versions that wrote them ([`LiveEntries`]).
+//! ([`RunInfo`]).
 
-use crate::error::Error;
 use crate::inner::Inner;
-use crate::view::View;
-use bytes::Bytes;
-use chronokv_snapshot::merge::Merge;
-use chronokv_snapshot::{Kind, Version};
-use std::ops::Bound;
+use chronokv_snapshot::Version;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// One run of the tree, as [`crate::Db::runs`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,58 +55,5 @@ impl Inner {
                 }
             })
             .collect()
-    }
-
-    /// The live entries at the latest visible version (see [`LiveEntries`]).
-    pub(crate) fn live_entries(&self) -> LiveEntries {
-        let (snapshot, view) = self.read_point();
-        LiveEntries {
-            merge: None,
-            view,
-            snapshot,
-            last_key: None,
-        }
-    }
-}
-
-/// The live `(key, version, value)` triples of a database in key order, as of the moment
-/// [`crate::Db::live_entries`] was called: for each key that is not deleted, its latest value
-/// and the version that wrote it. Holds the read view (and so its runs' files) while it
-/// lives. An error is yielded once and ends the iteration.
-pub struct LiveEntries {
-    merge: Option<Merge<Error>>,
-    view: Arc<View>,
-    snapshot: Version,
-    last_key: Option<Bytes>,
-}
-
-impl LiveEntries {
-    /// The version the entries are read at.
-    pub fn snapshot(&self) -> Version {
-        self.snapshot
-    }
-}
-
-impl Iterator for LiveEntries {
-    type Item = crate::Result<(Bytes, Version, Bytes)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let view = &self.view;
-        let merge = self.merge.get_or_insert_with(|| {
-            Merge::forward(view.sources(&Bound::Unbounded, &Bound::Unbounded))
-        });
-        loop {
-            let e = match merge.next()? {
-                Ok(e) => e,
-                Err(err) => return Some(Err(err)),
-            };
-            if e.version > self.snapshot || self.last_key.as_ref() == Some(&e.key) {
-                continue;
-            }
-            self.last_key = Some(e.key.clone());
-            if e.kind == Kind::Put {
-                return Some(Ok((e.key, e.version, e.value)));
-            }
-        }
     }
 }

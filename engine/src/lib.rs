@@ -14,7 +14,9 @@ mod commit;
 mod compactor;
 mod db;
 mod error;
+mod export;
 mod files;
+mod history;
 mod inner;
 mod inspect;
 mod manifest;
@@ -26,13 +28,16 @@ mod stats;
 mod verify;
 mod view;
 
+pub use arrow_array::RecordBatch;
 pub use batch::WriteBatch;
 pub use bytes::Bytes;
 pub use checkpoint::CheckpointInfo;
 pub use chronokv_snapshot::Version;
 pub use db::{Db, Iter};
 pub use error::{Error, Result};
-pub use inspect::{LiveEntries, RunInfo};
+pub use export::{changes_batch, export_schema, history_batch, ArrowBatches};
+pub use history::{Change, HistoryEntry, Snapshot};
+pub use inspect::RunInfo;
 pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };

@@ -45,7 +45,8 @@ const ENTRY_OVERHEAD: usize = 80;
 
 #[derive(Debug)]
 pub struct Memtable {
-    map: SkipMap<InternalKey, (Kind, Bytes)>,
+    /// Kind, commit time (µs), value.
+    map: SkipMap<InternalKey, (Kind, u64, Bytes)>,
     approx_bytes: AtomicUsize,
     max_version: AtomicU64,
     log_number: u64,
@@ -79,15 +80,16 @@ impl Memtable {
         Version(self.max_version.load(Ordering::Acquire))
     }
 
-    /// Inserts one entry. Only the commit leader (or recovery) calls this.
-    pub fn insert(&self, key: Bytes, version: Version, kind: Kind, value: Bytes) {
+    /// Inserts one entry committed at `time` (µs). Only the commit leader (or recovery)
+    /// calls this.
+    pub fn insert(&self, key: Bytes, version: Version, time: u64, kind: Kind, value: Bytes) {
         let size = key.len() + value.len() + ENTRY_OVERHEAD;
         self.map.insert(
             InternalKey {
                 key,
                 version: Reverse(version.0),
             },
-            (kind, value),
+            (kind, time, value),
         );
         self.approx_bytes.fetch_add(size, Ordering::Relaxed);
         self.max_version.fetch_max(version.0, Ordering::AcqRel);
@@ -103,7 +105,7 @@ impl Memtable {
         if e.key().key.as_ref() != key {
             return None;
         }
-        let (kind, value) = e.value();
+        let (kind, _, value) = e.value();
         Some((Version(e.key().version.0), *kind, value.clone()))
     }
 
@@ -135,12 +137,13 @@ pub struct MemIter {
     hi: Bound<InternalKey>,
 }
 
-fn to_entry(k: &InternalKey, v: &(Kind, Bytes)) -> Entry {
+fn to_entry(k: &InternalKey, v: &(Kind, u64, Bytes)) -> Entry {
     Entry {
         key: k.key.clone(),
         version: Version(k.version.0),
+        time: v.1,
         kind: v.0,
-        value: v.1.clone(),
+        value: v.2.clone(),
     }
 }
 
@@ -181,9 +184,9 @@ mod tests {
     #[test]
     fn get_sees_newest_version_at_or_below_snapshot() {
         let m = Memtable::new(1);
-        m.insert(b("k"), Version(1), Kind::Put, b("one"));
-        m.insert(b("k"), Version(3), Kind::Delete, Bytes::new());
-        m.insert(b("k2"), Version(2), Kind::Put, b(""));
+        m.insert(b("k"), Version(1), 0, Kind::Put, b("one"));
+        m.insert(b("k"), Version(3), 0, Kind::Delete, Bytes::new());
+        m.insert(b("k2"), Version(2), 0, Kind::Put, b(""));
         assert_eq!(m.get(b"k", Version(2)).unwrap().2, b("one"));
         assert_eq!(m.get(b"k", Version(9)).unwrap().1, Kind::Delete);
         assert!(m.get(b"k", Version(0)).is_none());
@@ -196,7 +199,7 @@ mod tests {
     fn range_meets_in_the_middle_without_duplicates() {
         let m = Arc::new(Memtable::new(1));
         for (i, k) in ["a", "b", "b", "c", "d"].iter().enumerate() {
-            m.insert(b(k), Version(i as u64 + 1), Kind::Put, b(k));
+            m.insert(b(k), Version(i as u64 + 1), 0, Kind::Put, b(k));
         }
         let mut it = m.range(Bound::Excluded(b("a")), Bound::Included(b("c")));
         let first = it.next().unwrap();

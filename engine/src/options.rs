@@ -3,6 +3,7 @@
 use chronokv_compaction::Strategy;
 use chronokv_vfs::{RealFs, Vfs};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use chronokv_compaction::{Leveled, Tiered};
 pub use chronokv_runs::Compression;
@@ -88,8 +89,19 @@ pub struct Options {
     /// While slowed down, writes proceed at about this many bytes per second
     /// (default 16 MiB/s).
     pub slowdown_write_rate: u64,
-    /// A manifest larger than this is rewritten as a fresh snapshot (default 8 MiB).
+    /// A manifest is rewritten as a fresh snapshot once this many bytes were appended to it
+    /// (default 8 MiB).
     pub max_manifest_bytes: u64,
+    /// How far back time travel reaches (default `None`: no history is kept, and only the
+    /// current state and live snapshots can be read). With `Some(d)` every version committed
+    /// in the last `d` stays readable: `Db::snapshot_as_of` and `Db::snapshot_at` work back to
+    /// `d` ago, `Db::changes` can be read from there, and compaction keeps every version of
+    /// that window (plus, per key, the newest older one).
+    pub history_retention: Option<Duration>,
+    /// Every key's newest `history_versions_per_key` versions are kept whatever their age,
+    /// and `Db::history` shows them (default 0: no per-key history beyond the retention
+    /// window). Unlike `history_retention` this does not make old *states* readable.
+    pub history_versions_per_key: usize,
     /// The file system (default: the real one). Tests use `chronokv_vfs::MemFs`.
     pub vfs: Arc<dyn Vfs>,
 }
@@ -115,6 +127,8 @@ impl Default for Options {
             pending_compaction_stop_bytes: 256 << 30,
             slowdown_write_rate: 16 << 20,
             max_manifest_bytes: 8 << 20,
+            history_retention: None,
+            history_versions_per_key: 0,
             vfs: Arc::new(RealFs),
         }
     }

@@ -21,7 +21,7 @@ use crate::options::Options;
 use crate::view::{LiveRun, View};
 use bytes::Bytes;
 use chronokv_runs::{BlockCache, RunReader};
-use chronokv_snapshot::Version;
+use chronokv_snapshot::{to_commit_time, TimeIndex, Version};
 use chronokv_vfs::Vfs;
 use chronokv_wal::{RecoveryMode, SegmentWriter};
 use std::io;
@@ -82,6 +82,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         .collect();
     wal_numbers.sort_unstable();
     let replayed = Arc::new(Memtable::new(0));
+    let mut times = std::mem::take(&mut state.times);
     let last_version = replay(
         vfs.as_ref(),
         dir,
@@ -89,11 +90,13 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         &state,
         opts.recovery_mode,
         &replayed,
+        &mut times,
     )?;
+    let last_time = times.marks().last().map_or(0, |&(_, t)| t);
 
     let manifest_number = state.next_file_number;
     state.next_file_number += 1;
-    let manifest = ManifestWriter::create(vfs.as_ref(), dir, manifest_number, &state)?;
+    let manifest = ManifestWriter::create(vfs.as_ref(), dir, manifest_number, &state, &times)?;
     let wal_number = state.next_file_number;
     state.next_file_number += 1;
     let writer = SegmentWriter::create(vfs.as_ref(), dir, wal_number)?;
@@ -106,8 +109,10 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     let wal = WalState {
         writer,
         last_version: last_version.0,
+        last_time,
     };
     let next_file = state.next_file_number;
+    let history_horizon = state.history_horizon;
     let tree = Tree { manifest, state };
     let inner = Arc::new(Inner::new(
         dir.to_path_buf(),
@@ -117,8 +122,10 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         wal,
         tree,
         next_file,
+        times,
         lock,
     ));
+    inner.readers.lock().horizon = history_horizon;
 
     // Persist the replayed entries as a run, and record that no older WAL is needed.
     let run = inner.write_run(&replayed)?;
@@ -169,7 +176,8 @@ fn open_runs(
     Ok(runs)
 }
 
-/// Replays WAL segments into `mem`; returns the last recovered version.
+/// Replays WAL segments into `mem` and their commit times into `times`; returns the last
+/// recovered version.
 fn replay(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -177,6 +185,7 @@ fn replay(
     state: &TreeState,
     mode: RecoveryMode,
     mem: &Memtable,
+    times: &mut TimeIndex,
 ) -> Result<Version> {
     let flushed = state.flushed_version.0;
     let mut last = flushed;
@@ -199,6 +208,14 @@ fn replay(
                     ),
                 ));
             }
+            // Times are kept monotonic as the commit path keeps them (a record from a clock
+            // that stepped back gets the previous time).
+            let last_time = times.marks().last().map_or(0, |&(_, t)| t);
+            let time = to_commit_time(rec.commit_micros).max(last_time);
+            let first_new = Version(rec.first_version.0.max(flushed + 1));
+            times
+                .record(first_new, time)
+                .map_err(|bad| Error::corruption(&path, rec.offset, bad.0))?;
             for (j, entry) in rec.entries().enumerate() {
                 let version = rec.first_version.0 + j as u64;
                 let (kind, key, value) =
@@ -207,6 +224,7 @@ fn replay(
                     mem.insert(
                         Bytes::copy_from_slice(key),
                         Version(version),
+                        time,
                         kind,
                         Bytes::copy_from_slice(value),
                     );

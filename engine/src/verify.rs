@@ -296,6 +296,7 @@ impl Inner {
                     if disk.runs != mem.runs
                         || disk.flushed_version != mem.flushed_version
                         || disk.min_log_number != mem.min_log_number
+                        || disk.history_horizon != mem.history_horizon
                     {
                         c.report.problems.push(Problem::new(
                             ProblemKind::Manifest,

@@ -227,4 +227,25 @@ impl View {
         }
         out
     }
+
+    /// Sources over every key, from the memtables and the runs that may hold versions in
+    /// `since..=upto` (the change feed reads these).
+    pub fn version_sources(&self, since: Version, upto: Version) -> Vec<Source<Error>> {
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        let mut out: Vec<Source<Error>> = Vec::new();
+        for mem in self.memtables() {
+            out.push(Box::new(mem.range(all.0.clone(), all.1.clone()).map(Ok)));
+        }
+        for (_, run) in self.runs() {
+            let m = run.reader.meta();
+            if m.max_version >= since && m.min_version <= upto {
+                out.push(Box::new(
+                    run.reader
+                        .range(all.0.clone(), all.1.clone())
+                        .map(|r| r.map_err(Error::from)),
+                ));
+            }
+        }
+        out
+    }
 }

@@ -2,7 +2,7 @@
 
 use chronokv_engine::backup::BackupEngine;
 use chronokv_engine::{
-    verify_dir, CompactionStyle, Db, Error, Leveled, Options, ProblemKind, Version, WriteBatch,
+    verify_dir, CompactionStyle, Db, Error, Leveled, Options, ProblemKind, WriteBatch,
 };
 use chronokv_runs::{BlockCache, RunReader};
 use chronokv_vfs::{DirLock, MappedFile, MemFs, RealFs, Vfs, WritableFile};
@@ -538,35 +538,43 @@ fn backup_survives_a_corrupted_live_store_and_damaged_backups_are_reported_not_r
 }
 
 #[test]
-fn live_entries_carry_the_version_that_wrote_each_value() {
+fn checkpoints_and_restored_backups_keep_the_time_index_and_runs_describe_themselves() {
     let fs = MemFs::new();
-    let db = Db::open("/db", backup_opts(&fs)).unwrap();
-    let v1 = db.put("a", "1").unwrap();
-    let v2 = db.put("b", "2").unwrap();
-    db.flush().unwrap();
-    let v3 = db.put("a", "3").unwrap();
-    db.delete("b").unwrap();
-    let v5 = db.put("c", "5").unwrap();
-    let got: Vec<(String, Version, String)> = db
-        .live_entries()
-        .map(|e| {
-            let (k, v, val) = e.unwrap();
-            (
-                String::from_utf8(k.to_vec()).unwrap(),
-                v,
-                String::from_utf8(val.to_vec()).unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        got,
-        vec![("a".into(), v3, "3".into()), ("c".into(), v5, "5".into())]
-    );
-    assert!(v1 < v2);
+    let o = Options {
+        history_retention: Some(std::time::Duration::from_secs(3600)),
+        ..backup_opts(&fs)
+    };
+    let db = Db::open("/db", o.clone()).unwrap();
+    let v1 = db.put("k", "one").unwrap();
+    db.put("other", "x").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    db.put("k", "two").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    db.put("k", "three").unwrap();
+    let history = db.history("k").unwrap();
+    assert_eq!(history.len(), 3);
+    let t2 = history[1].time; // newest first: three, two, one
+    let at = |db: &Db| {
+        db.snapshot_as_of(t2)
+            .unwrap()
+            .get("k")
+            .unwrap()
+            .map(|v| v.to_vec())
+    };
+    assert_eq!(at(&db), Some(b"two".to_vec()));
+    db.checkpoint("/cp").unwrap();
+    let engine = BackupEngine::open_with_vfs("/bk", Arc::new(fs.clone())).unwrap();
+    engine.create(&db).unwrap();
+    engine.restore(1, "/restored").unwrap();
     let runs = db.runs();
     assert_eq!(runs.len(), 1);
-    assert_eq!(
-        (runs[0].entries, runs[0].min_version, runs[0].max_version),
-        (2, v1, v2)
-    );
+    assert_eq!((runs[0].entries, runs[0].min_version), (4, v1));
+    assert_eq!(runs[0].max_version, db.latest_version());
+    drop(db);
+    for dir in ["/cp", "/restored"] {
+        let copy = Db::open(dir, o.clone()).unwrap();
+        assert_eq!(at(&copy), Some(b"two".to_vec()), "{dir}");
+        assert_eq!(copy.history("k").unwrap(), history, "{dir}");
+        assert!(copy.verify().unwrap().is_ok());
+    }
 }

@@ -8,7 +8,9 @@
 use crate::error::Error;
 use crate::framing::schema;
 use crate::index::IndexEntry;
-use arrow_array::{Array, BinaryArray, RecordBatch, UInt64Array, UInt8Array};
+use arrow_array::{
+    Array, BinaryArray, RecordBatch, TimestampMicrosecondArray, UInt64Array, UInt8Array,
+};
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::FileDecoder;
 use arrow_ipc::{Block, MetadataVersion};
@@ -27,6 +29,8 @@ pub struct DecodedBlock {
     pub kinds: UInt8Array,
     /// Values (empty for deletes).
     pub values: BinaryArray,
+    /// Commit times, microseconds since the Unix epoch (checked non-negative).
+    pub times: TimestampMicrosecondArray,
 }
 
 impl DecodedBlock {
@@ -43,6 +47,11 @@ impl DecodedBlock {
     /// The version of row `i`.
     pub fn version(&self, i: usize) -> Version {
         Version(self.versions.value(i))
+    }
+
+    /// The commit time of row `i`, microseconds since the Unix epoch.
+    pub fn time(&self, i: usize) -> u64 {
+        self.times.value(i) as u64
     }
 
     /// The kind of row `i` (checked at decode time).
@@ -68,12 +77,17 @@ impl DecodedBlock {
         })
     }
 
-    /// Approximate bytes held: array buffers (mapped or owned) plus fixed overhead.
+    /// Bytes this block accounts for: the lengths of its arrays' buffers plus a fixed
+    /// overhead. Lengths, not capacities: an uncompressed block's buffers are slices of the
+    /// file's map, whose capacity is the whole file, and charging that would keep every
+    /// block of a run larger than the cache out of the cache.
     pub fn weight(&self) -> u64 {
-        (self.keys.get_buffer_memory_size()
-            + self.versions.get_buffer_memory_size()
-            + self.kinds.get_buffer_memory_size()
-            + self.values.get_buffer_memory_size()
+        let binary = |a: &BinaryArray| a.values().len() + a.offsets().inner().inner().len();
+        (binary(&self.keys)
+            + self.versions.values().inner().len()
+            + self.kinds.values().inner().len()
+            + binary(&self.values)
+            + self.times.values().inner().len()
             + 512) as u64
     }
 }
@@ -126,7 +140,7 @@ pub fn decode(
 }
 
 fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
-    if batch.num_columns() != 4 {
+    if batch.num_columns() != 5 {
         return None;
     }
     let c = batch.columns();
@@ -135,6 +149,10 @@ fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
         versions: c[1].as_any().downcast_ref::<UInt64Array>()?.clone(),
         kinds: c[2].as_any().downcast_ref::<UInt8Array>()?.clone(),
         values: c[3].as_any().downcast_ref::<BinaryArray>()?.clone(),
+        times: c[4]
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()?
+            .clone(),
     })
 }
 
@@ -143,10 +161,20 @@ fn check(b: &DecodedBlock, e: &IndexEntry, first: &[u8], last: &[u8]) -> Result<
     if n == 0 || n != e.row_count as usize {
         return Err(format!("block has {n} rows, index says {}", e.row_count));
     }
-    if [b.versions.len(), b.kinds.len(), b.values.len()] != [n, n, n] {
+    if [
+        b.versions.len(),
+        b.kinds.len(),
+        b.values.len(),
+        b.times.len(),
+    ] != [n, n, n, n]
+    {
         return Err("columns have different lengths".into());
     }
-    if b.keys.null_count() + b.versions.null_count() + b.kinds.null_count() + b.values.null_count()
+    if b.keys.null_count()
+        + b.versions.null_count()
+        + b.kinds.null_count()
+        + b.values.null_count()
+        + b.times.null_count()
         > 0
     {
         return Err("null in a non-nullable column".into());
@@ -156,6 +184,9 @@ fn check(b: &DecodedBlock, e: &IndexEntry, first: &[u8], last: &[u8]) -> Result<
         let v = b.versions.value(i);
         lo = lo.min(v);
         hi = hi.max(v);
+        if b.times.value(i) < 0 {
+            return Err(format!("row {i}: negative commit time"));
+        }
         match Kind::from_u8(b.kinds.value(i)) {
             None => return Err(format!("row {i}: invalid kind byte")),
             Some(Kind::Delete) if !b.values.value(i).is_empty() => {

@@ -9,7 +9,7 @@
 
 use arrow_ipc::convert::{metadata_to_fb, IpcSchemaEncoder};
 use arrow_ipc::{Block, FooterBuilder, MetadataVersion};
-use arrow_schema::{DataType, Field, Metadata, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Metadata, Schema, SchemaRef, TimeUnit};
 use std::sync::{Arc, OnceLock};
 
 /// The 8 bytes every run starts with: `ARROW1` plus two zero bytes (no extra padding).
@@ -23,7 +23,7 @@ pub const CONTINUATION: [u8; 4] = [0xFF, 0xFF, 0xFF, 0xFF];
 /// Message bodies start at file offsets that are multiples of this.
 pub const BODY_ALIGN: u64 = 64;
 /// The run format version written by this crate.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The magic that ends the private tail.
 pub const TAIL_MAGIC: &[u8; 8] = b"CKVRUN01";
 /// The size of the private tail in bytes.
@@ -40,9 +40,14 @@ pub fn schema() -> SchemaRef {
                 Field::new("version", DataType::UInt64, false),
                 Field::new("kind", DataType::UInt8, false),
                 Field::new("value", DataType::Binary, false),
+                Field::new(
+                    "time",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    false,
+                ),
             ];
             let meta = Metadata::from([
-                ("chronokv.format", "1"),
+                ("chronokv.format", "2"),
                 ("chronokv.sort", "key ASC, version DESC"),
             ]);
             Arc::new(Schema::new_with_metadata(fields, meta))

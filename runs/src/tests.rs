@@ -22,7 +22,7 @@ fn fs() -> (MemFs, PathBuf) {
 fn write(fs: &MemFs, path: &Path, rows: &[Row], opts: RunWriterOptions) -> RunMeta {
     let mut w = RunWriter::create(Arc::new(fs.clone()), path, opts).unwrap();
     for (k, v, kind, val) in rows {
-        w.add(k, Version(*v), *kind, val).unwrap();
+        w.add(k, Version(*v), *v * 1000, *kind, val).unwrap();
     }
     w.finish().unwrap()
 }
@@ -48,6 +48,9 @@ fn del(k: &str, v: u64) -> Row {
 }
 
 fn as_row(e: Entry) -> Row {
+    // Every test run is written with time = version * 1000; reading it back checks the
+    // time column on every path that yields entries.
+    assert_eq!(e.time, e.version.0 * 1000, "time column of {e:?}");
     (e.key.to_vec(), e.version.0, e.kind, e.value.to_vec())
 }
 
@@ -291,28 +294,61 @@ fn cache_hit_path() {
 }
 
 #[test]
+fn blocks_of_a_run_larger_than_the_cache_are_cached() {
+    // Uncompressed blocks are zero-copy slices of the whole file's map; the cache must charge
+    // a block for its own bytes, or no block of a large run is ever admitted.
+    let (fs, path) = fs();
+    let rows: Vec<Row> = (0..20_000)
+        .map(|i| put(&format!("k{i:06}"), 1, &"v".repeat(40)))
+        .collect();
+    let opts = RunWriterOptions {
+        block_target_bytes: 4096,
+        compression: Compression::None,
+        ..Default::default()
+    };
+    let meta = write(&fs, &path, &rows, opts);
+    let capacity = 256 * 1024;
+    assert!(
+        meta.file_size > 4 * capacity,
+        "the run must dwarf the cache"
+    );
+    let cache = BlockCache::new(capacity);
+    let run = RunReader::open(&fs, &path, 9, cache.clone()).unwrap();
+    for _ in 0..3 {
+        assert!(run.get(b"k010000", Version(1)).unwrap().is_some());
+    }
+    assert_eq!(cache.misses(), 1, "one decode, then hits");
+    assert_eq!(cache.hits(), 2);
+    assert!(
+        cache.weight() > 0 && cache.weight() < 64 * 1024,
+        "{}",
+        cache.weight()
+    );
+}
+
+#[test]
 fn invalid_input_is_rejected() {
     let (fs, path) = fs();
     let vfs: Arc<dyn Vfs> = Arc::new(fs.clone());
     let mut w = RunWriter::create(vfs.clone(), &path, RunWriterOptions::default()).unwrap();
-    w.add(b"b", Version(5), Kind::Put, b"x").unwrap();
+    w.add(b"b", Version(5), 5000, Kind::Put, b"x").unwrap();
     assert!(matches!(
-        w.add(b"a", Version(9), Kind::Put, b"x"),
+        w.add(b"a", Version(9), 9000, Kind::Put, b"x"),
         Err(Error::InvalidInput(_))
     ));
     assert!(matches!(
-        w.add(b"b", Version(5), Kind::Put, b"x"),
+        w.add(b"b", Version(5), 5000, Kind::Put, b"x"),
         Err(Error::InvalidInput(_))
     ));
     assert!(matches!(
-        w.add(b"b", Version(6), Kind::Put, b"x"),
+        w.add(b"b", Version(6), 6000, Kind::Put, b"x"),
         Err(Error::InvalidInput(_))
     ));
     assert!(matches!(
-        w.add(b"c", Version(1), Kind::Delete, b"x"),
+        w.add(b"c", Version(1), 1000, Kind::Delete, b"x"),
         Err(Error::InvalidInput(_))
     ));
-    w.add(b"b", Version(4), Kind::Delete, b"").unwrap();
+    w.add(b"b", Version(4), 4000, Kind::Delete, b"").unwrap();
     w.finish().unwrap();
     let w = RunWriter::create(
         vfs.clone(),
@@ -356,7 +392,7 @@ fn finished_run_survives_a_crash_and_tmp_is_gone() {
         RunWriterOptions::default(),
     )
     .unwrap();
-    w.add(b"a", Version(1), Kind::Put, b"x").unwrap();
+    w.add(b"a", Version(1), 1000, Kind::Put, b"x").unwrap();
     drop(w);
     assert!(!fs.exists(Path::new("/db/2.run.tmp")));
 }
@@ -598,8 +634,8 @@ fn value_of_256_mib() {
     let value = vec![0xabu8; 256 << 20];
     let vfs: Arc<dyn Vfs> = Arc::new(chronokv_vfs::RealFs);
     let mut w = RunWriter::create(vfs.clone(), &path, RunWriterOptions::default()).unwrap();
-    w.add(b"a", Version(2), Kind::Put, b"small").unwrap();
-    w.add(b"big", Version(1), Kind::Put, &value).unwrap();
+    w.add(b"a", Version(2), 2000, Kind::Put, b"small").unwrap();
+    w.add(b"big", Version(1), 1000, Kind::Put, &value).unwrap();
     let meta = w.finish().unwrap();
     assert_eq!(meta.block_count, 2);
     let run = RunReader::open(vfs.as_ref(), &path, 1, BlockCache::new(1 << 20)).unwrap();

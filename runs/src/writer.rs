@@ -8,7 +8,9 @@
 use crate::error::Error;
 use crate::framing::{self, Tail, EOS, FORMAT_VERSION, LEADING_MAGIC, TRAILING_MAGIC};
 use crate::index::{self, IndexEntry, Private, CODEC_NONE, CODEC_ZSTD};
-use arrow_array::builder::{BinaryBuilder, UInt64Builder, UInt8Builder};
+use arrow_array::builder::{
+    BinaryBuilder, TimestampMicrosecondBuilder, UInt64Builder, UInt8Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
 use arrow_ipc::{Block, CompressionType, MetadataVersion};
@@ -84,6 +86,7 @@ struct Pending {
     versions: UInt64Builder,
     kinds: UInt8Builder,
     values: BinaryBuilder,
+    times: TimestampMicrosecondBuilder,
     rows: usize,
     bytes: usize,
     min_version: u64,
@@ -98,6 +101,7 @@ impl Pending {
             versions: UInt64Builder::new(),
             kinds: UInt8Builder::new(),
             values: BinaryBuilder::new(),
+            times: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             rows: 0,
             bytes: 0,
             min_version: u64::MAX,
@@ -206,11 +210,13 @@ impl RunWriter {
     }
 
     /// Appends an entry. Entries must arrive in strictly ascending internal order (key
-    /// ascending, version descending); a tombstone must have an empty value.
+    /// ascending, version descending); a tombstone must have an empty value; `time` is the
+    /// commit time in microseconds since the Unix epoch (at most `i64::MAX`).
     pub fn add(
         &mut self,
         key: &[u8],
         version: Version,
+        time: u64,
         kind: Kind,
         value: &[u8],
     ) -> Result<(), Error> {
@@ -229,6 +235,9 @@ impl RunWriter {
                 "a tombstone must have an empty value".into(),
             ));
         }
+        let Ok(time) = i64::try_from(time) else {
+            return Err(Error::InvalidInput("commit time beyond i64::MAX".into()));
+        };
         let size = key.len() + value.len();
         if size > MAX_ENTRY_BYTES {
             return Err(Error::InvalidInput("entry larger than 2 GiB".into()));
@@ -254,6 +263,7 @@ impl RunWriter {
         p.versions.append_value(version.0);
         p.kinds.append_value(kind.as_u8());
         p.values.append_value(value);
+        p.times.append_value(time);
         p.rows += 1;
         p.bytes += size;
         p.min_version = p.min_version.min(version.0);
@@ -309,6 +319,7 @@ impl RunWriter {
             Arc::new(p.versions.finish()),
             Arc::new(p.kinds.finish()),
             Arc::new(p.values.finish()),
+            Arc::new(p.times.finish()),
         ];
         let arrow_err =
             |e: arrow_schema::ArrowError| Error::InvalidInput(format!("arrow encode: {e}"));

@@ -77,7 +77,7 @@ fn check(dir: &Path, name: &str, compression: Compression) {
     };
     let mut w = RunWriter::create(Arc::new(RealFs), &path, opts).unwrap();
     for (k, v, kind, val) in &rows {
-        w.add(k, Version(*v), *kind, val).unwrap();
+        w.add(k, Version(*v), *v * 1000, *kind, val).unwrap();
     }
     let meta = w.finish().unwrap();
     assert!(meta.block_count > 3);
@@ -88,10 +88,11 @@ fn check(dir: &Path, name: &str, compression: Compression) {
         }
         let _ = write!(
             json,
-            "{{\"key\":\"{}\",\"version\":{v},\"kind\":{},\"value\":\"{}\"}}",
+            "{{\"key\":\"{}\",\"version\":{v},\"kind\":{},\"value\":\"{}\",\"time\":{}}}",
             hex(k),
             kind.as_u8(),
-            hex(val)
+            hex(val),
+            v * 1000
         );
     }
     json.push_str("]}");

@@ -68,6 +68,9 @@ pub struct Entry {
     pub key: Bytes,
     /// The commit version that wrote this entry.
     pub version: Version,
+    /// The commit's time: microseconds since the Unix epoch, at millisecond resolution
+    /// (see [`crate::time`]). Equal for every entry of one commit.
+    pub time: u64,
     /// Put or delete.
     pub kind: Kind,
     /// The value (empty for deletes; an empty put is a legal, distinct value).

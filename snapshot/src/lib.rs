@@ -9,14 +9,20 @@
 //! - [`merge`]: a k-way merge of sorted sources in internal order, either direction.
 //! - [`visible`]: the visibility rule (newest version `<=` the snapshot wins; tombstones hide
 //!   the key) and [`Scan`], the double-ended iterator the public `scan` returns.
+//! - [`time`]: commit times and the version <-> time index ([`TimeIndex`]).
+//! - [`registry`]: the live snapshots and history readers that version GC must respect.
 
 mod entry;
 pub mod merge;
+pub mod registry;
+pub mod time;
 pub mod visible;
 
 pub use bytes::Bytes;
 pub use entry::{internal_cmp, Entry, Kind, Version};
-pub use visible::{Scan, SourceFactory};
+pub use registry::Registry;
+pub use time::{to_commit_time, TimeIndex};
+pub use visible::{Scan, SourceFactory, VisibleEntries};
 
 /// A sorted source of entries: ascending internal order from the front, descending from the
 /// back. Errors end the source.

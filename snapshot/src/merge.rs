@@ -141,6 +141,7 @@ mod tests {
         Entry {
             key: Bytes::copy_from_slice(k.as_bytes()),
             version: Version(v),
+            time: 0,
             kind: Kind::Put,
             value: Bytes::new(),
         }

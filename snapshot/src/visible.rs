@@ -26,15 +26,30 @@ where
     }
 }
 
-/// Forward application of the visibility rule to an ascending merge.
-struct Forward<E> {
+/// The visible entries of some sources at a snapshot, in key order (forward only): for each
+/// key its newest entry `<=` the snapshot, unless that is a tombstone. Unlike [`Scan`] it
+/// yields whole entries, so a reader also learns each value's version and commit time.
+pub struct VisibleEntries<E> {
     merge: Merge<E>,
     snapshot: Version,
     last_key: Option<Bytes>,
 }
 
-impl<E> Forward<E> {
-    fn next(&mut self) -> Option<Result<(Bytes, Bytes), E>> {
+impl<E: 'static> VisibleEntries<E> {
+    /// The visible entries of `sources` (newest source first) at `snapshot`.
+    pub fn new(sources: Vec<Source<E>>, snapshot: Version) -> Self {
+        VisibleEntries {
+            merge: Merge::forward(sources),
+            snapshot,
+            last_key: None,
+        }
+    }
+}
+
+impl<E> Iterator for VisibleEntries<E> {
+    type Item = Result<Entry, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
         loop {
             let e = match self.merge.next()? {
                 Ok(e) => e,
@@ -45,9 +60,20 @@ impl<E> Forward<E> {
             }
             self.last_key = Some(e.key.clone());
             if e.kind == Kind::Put {
-                return Some(Ok((e.key, e.value)));
+                return Some(Ok(e));
             }
         }
+    }
+}
+
+/// Forward application of the visibility rule to an ascending merge.
+struct Forward<E> {
+    entries: VisibleEntries<E>,
+}
+
+impl<E> Forward<E> {
+    fn next(&mut self) -> Option<Result<(Bytes, Bytes), E>> {
+        Some(self.entries.next()?.map(|e| (e.key, e.value)))
     }
 }
 
@@ -143,11 +169,8 @@ impl<E: 'static> Iterator for Scan<E> {
         if self.front.is_none() {
             match self.factory.open() {
                 Ok(s) => {
-                    let merge = Merge::forward(s);
                     self.front = Some(Forward {
-                        merge,
-                        snapshot: self.snapshot,
-                        last_key: None,
+                        entries: VisibleEntries::new(s, self.snapshot),
                     });
                 }
                 Err(e) => return self.finish(Some(Err(e))),
@@ -206,6 +229,7 @@ mod tests {
         Entry {
             key: Bytes::from(vec![k]),
             version: Version(v),
+            time: 0,
             kind: if put { Kind::Put } else { Kind::Delete },
             value: if put {
                 Bytes::from(vec![val])

@@ -3,7 +3,7 @@
 
 Usage: check_run.py <run-file> <expected.json>
 
-expected.json: {"blocks": N, "rows": [{"key": hex, "version": int, "kind": int, "value": hex}, ...]}
+expected.json: {"blocks": N, "rows": [{"key": hex, "version": int, "kind": int, "value": hex, "time": int}, ...]}
 
 The file is read twice, with pyarrow.ipc.open_file (footer, random access) and with
 pyarrow.ipc.open_stream on the bytes after the 8-byte magic (the embedded stream, which ends
@@ -23,6 +23,7 @@ EXPECTED_SCHEMA = pa.schema(
         pa.field("version", pa.uint64(), nullable=False),
         pa.field("kind", pa.uint8(), nullable=False),
         pa.field("value", pa.binary(), nullable=False),
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
 
@@ -36,7 +37,7 @@ def check_schema(schema, how):
     if not schema.equals(EXPECTED_SCHEMA, check_metadata=False):
         fail(f"{how}: schema mismatch:\n{schema}")
     meta = schema.metadata or {}
-    if meta.get(b"chronokv.format") != b"1":
+    if meta.get(b"chronokv.format") != b"2":
         fail(f"{how}: chronokv.format metadata missing: {meta}")
     if meta.get(b"chronokv.sort") != b"key ASC, version DESC":
         fail(f"{how}: chronokv.sort metadata missing: {meta}")
@@ -46,13 +47,15 @@ def rows_of(batches, how):
     rows = []
     for batch in batches:
         batch.validate(full=True)
-        for r in batch.to_pylist():
+        times = batch.column("time").cast(pa.int64()).to_pylist()
+        for r, t in zip(batch.to_pylist(), times):
             rows.append(
                 {
                     "key": r["key"].hex(),
                     "version": r["version"],
                     "kind": r["kind"],
                     "value": r["value"].hex(),
+                    "time": t,
                 }
             )
     return rows

@@ -133,6 +133,30 @@ pub fn normalize_times(s: &str) -> String {
     out
 }
 
+/// Replaces 8-digit lowercase hex words (block CRCs, which cover the commit-time column) with
+/// `<CRC>`.
+pub fn normalize_crcs(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut first = true;
+        for word in line.split(' ') {
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            let hex = word.len() == 8
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            out.push_str(if hex { "<CRC>   " } else { word });
+        }
+    }
+    out
+}
+
 /// Compares `actual` with `tests/golden/<name>`; with CHRONOKV_BLESS=1 rewrites it instead.
 pub fn golden(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! magic "CKVBKUP1" | id u64 | created_micros u64 | flushed_version u64 | next_file_number u64
-//! | copied_runs u32 | copied_bytes u64 | run_count u32 | run* | crc32 u32
-//! run := level u32 | file_number u64 | file_size u64 | entry_count u64 | min_version u64
-//!        | max_version u64 | tail_crc u32 | file_crc u32
-//!        | min_key_len u32 | min_key | max_key_len u32 | max_key
+//! | copied_runs u32 | copied_bytes u64 | run_count u32 | run*
+//! | history_horizon u64 | times_pruned u32 | mark_count u32 | mark* | crc32 u32
+//! run  := level u32 | file_number u64 | file_size u64 | entry_count u64 | min_version u64
+//!         | max_version u64 | tail_crc u32 | file_crc u32
+//!         | min_key_len u32 | min_key | max_key_len u32 | max_key
+//! mark := version u64 | time_micros u64
 //! ```
 //! The CRC-32 (IEEE) covers every byte before it. Decoding checks the length, the magic and
 //! the CRC before parsing, bounds-checks every field, and never panics: damage is an
@@ -14,7 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::manifest::RunDesc;
-use chronokv_snapshot::Version;
+use chronokv_snapshot::{TimeIndex, Version};
 use std::path::Path;
 
 pub const MAGIC: &[u8; 8] = b"CKVBKUP1";
@@ -22,6 +24,10 @@ pub const MAGIC: &[u8; 8] = b"CKVBKUP1";
 pub const HEADER_LEN: usize = 8 + 8 * 4 + 4 + 8 + 4;
 /// Bytes of a run record without its keys.
 pub const RUN_FIXED_LEN: usize = 4 + 8 * 5 + 4 + 4 + 4 + 4;
+/// Bytes between the runs and the marks: history_horizon, times_pruned, mark_count.
+pub const TIMES_FIXED_LEN: usize = 8 + 4 + 4;
+/// Bytes of one time mark.
+pub const MARK_LEN: usize = 16;
 const MAX_KEY: usize = 64 << 10;
 const MAX_LEVELS: u32 = crate::manifest::MAX_LEVELS;
 
@@ -59,6 +65,12 @@ pub struct BackupMeta {
     pub copied_runs: u32,
     pub copied_bytes: u64,
     pub runs: Vec<BackupRun>,
+    /// The database's history horizon (manifest tag 8): reads below it may miss versions
+    /// compaction dropped.
+    pub history_horizon: Version,
+    /// The version <-> commit-time index of the backed-up versions (manifest tags 6 and 7),
+    /// so a restored store answers `snapshot_as_of` as the original did.
+    pub times: TimeIndex,
 }
 
 impl BackupMeta {
@@ -95,6 +107,14 @@ impl BackupMeta {
                 out.extend_from_slice(k);
             }
         }
+        out.extend_from_slice(&self.history_horizon.0.to_le_bytes());
+        out.extend_from_slice(&u32::from(self.times.is_pruned()).to_le_bytes());
+        let marks = self.times.marks();
+        out.extend_from_slice(&(marks.len() as u32).to_le_bytes());
+        for (v, t) in marks {
+            out.extend_from_slice(&v.0.to_le_bytes());
+            out.extend_from_slice(&t.to_le_bytes());
+        }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -107,13 +127,13 @@ impl BackupMeta {
 
     fn parse(bytes: &[u8]) -> Parse<BackupMeta> {
         let bad = |offset: usize, why: String| (offset, why);
-        if bytes.len() < HEADER_LEN + 4 {
+        let min_len = HEADER_LEN + TIMES_FIXED_LEN + 4;
+        if bytes.len() < min_len {
             return Err(bad(
                 0,
                 format!(
-                    "backup metadata is {} bytes, shorter than the {}-byte minimum",
+                    "backup metadata is {} bytes, shorter than the {min_len}-byte minimum",
                     bytes.len(),
-                    HEADER_LEN + 4
                 ),
             ));
         }
@@ -141,12 +161,14 @@ impl BackupMeta {
             copied_runs: r.u32()?,
             copied_bytes: r.u64()?,
             runs: Vec::new(),
+            history_horizon: Version(0),
+            times: TimeIndex::new(),
         };
         let count_at = r.pos;
         let count = r.u32()? as usize;
         // Every run record takes at least RUN_FIXED_LEN bytes: a larger count is damage, not
         // a reason to allocate.
-        if count > (body_len - r.pos) / RUN_FIXED_LEN {
+        if count > (body_len - r.pos - TIMES_FIXED_LEN) / RUN_FIXED_LEN {
             return Err(bad(
                 count_at,
                 format!("run count {count} does not fit in the file"),
@@ -186,10 +208,30 @@ impl BackupMeta {
                 file_crc,
             });
         }
+        meta.history_horizon = Version(r.u64()?);
+        let pruned_at = r.pos;
+        let pruned = match r.u32()? {
+            0 => false,
+            1 => true,
+            n => return Err(bad(pruned_at, format!("times_pruned is {n}, not 0 or 1"))),
+        };
+        let marks_at = r.pos;
+        let count = r.u32()? as usize;
+        if count > (body_len - r.pos) / MARK_LEN {
+            return Err(bad(
+                marks_at,
+                format!("mark count {count} does not fit in the file"),
+            ));
+        }
+        let mut marks = Vec::with_capacity(count);
+        for _ in 0..count {
+            marks.push((Version(r.u64()?), r.u64()?));
+        }
+        meta.times = TimeIndex::from_marks(marks, pruned).map_err(|e| (marks_at, e.0))?;
         if r.pos != body_len {
             return Err(bad(
                 r.pos,
-                format!("{} unexpected bytes after the last run", body_len - r.pos),
+                format!("{} unexpected bytes after the last mark", body_len - r.pos),
             ));
         }
         Ok(meta)
@@ -265,6 +307,8 @@ mod tests {
                 tail_crc: 0xc6ff_41e9,
                 file_crc: 0x0102_0304,
             }],
+            history_horizon: Version(41),
+            times: TimeIndex::from_marks(vec![(Version(40), 1_700_000_000_000_000)], true).unwrap(),
         }
     }
 
@@ -272,11 +316,15 @@ mod tests {
     fn round_trip_and_name() {
         let m = sample();
         let bytes = m.encode();
-        assert_eq!(bytes.len(), HEADER_LEN + RUN_FIXED_LEN + 3 + 4);
+        assert_eq!(
+            bytes.len(),
+            HEADER_LEN + RUN_FIXED_LEN + 3 + TIMES_FIXED_LEN + MARK_LEN + 4
+        );
         assert_eq!(BackupMeta::decode(Path::new("B"), &bytes).unwrap(), m);
         assert_eq!(m.runs[0].shared_name(), "000008-4096-c6ff41e9.arrow");
         let empty = BackupMeta {
             runs: Vec::new(),
+            times: TimeIndex::new(),
             ..sample()
         };
         assert_eq!(
@@ -303,7 +351,9 @@ mod tests {
 00 00 00 00 00 10 00 00 00 00 00 00 03 00 00 00
 00 00 00 00 28 00 00 00 00 00 00 00 2a 00 00 00
 00 00 00 00 e9 41 ff c6 04 03 02 01 01 00 00 00
-61 02 00 00 00 7a 7a e4 e3 cf 0b"
+61 02 00 00 00 7a 7a 29 00 00 00 00 00 00 00 01
+00 00 00 01 00 00 00 28 00 00 00 00 00 00 00 00
+40 1e 18 24 0a 06 00 56 b7 1a 96"
         );
     }
 

@@ -31,7 +31,7 @@ use crate::manifest::TreeState;
 use crate::verify::{Problem, ProblemKind, Progress, VerifyReport};
 use crate::Db;
 use chronokv_runs::{BlockCache, RunReader};
-use chronokv_snapshot::Version;
+use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::{DirLock, RealFs, Vfs};
 use format::{BackupMeta, BackupRun};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -240,8 +240,17 @@ impl BackupEngine {
             })?;
             vfs.rename(&tmp, &to).map_err(|e| Error::io(&to, e))?;
         }
-        let (flushed_version, next_file_number) =
-            (pinned.state.flushed_version, pinned.state.next_file_number);
+        let (flushed_version, next_file_number, history_horizon) = (
+            pinned.state.flushed_version,
+            pinned.state.next_file_number,
+            pinned.state.history_horizon,
+        );
+        let marks = pinned
+            .times
+            .marks_covering(Version(0), flushed_version)
+            .to_vec();
+        let times = TimeIndex::from_marks(marks, pinned.times.is_pruned())
+            .map_err(|e| Error::InvalidArgument(format!("internal: time index: {}", e.0)))?;
         drop(pinned);
         vfs.sync_dir(&runs_dir)
             .map_err(|e| Error::io(&runs_dir, e))?;
@@ -253,6 +262,8 @@ impl BackupEngine {
             copied_runs: to_copy.len() as u32,
             copied_bytes: total,
             runs,
+            history_horizon,
+            times,
         };
         self.write_meta(&meta)?;
         Ok(BackupInfo::of(&meta))
@@ -454,8 +465,10 @@ impl BackupEngine {
                 flushed_version: meta.flushed_version,
                 next_file_number: meta.next_file_number,
                 min_log_number: 0,
+                history_horizon: meta.history_horizon,
+                times: TimeIndex::new(),
             };
-            write_manifest(vfs, dir, &state)
+            write_manifest(vfs, dir, &state, &meta.times)
         })();
         if let Err(e) = result {
             // Leave the directory as empty as it was; the restore did not happen.

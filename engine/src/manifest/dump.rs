@@ -54,6 +54,14 @@ pub fn dump(vfs: &dyn Vfs, path: &Path) -> Result<ManifestDump> {
                     Error::corruption(path, (payload.start + at) as u64, why)
                 })?;
                 out.state.apply(&edit);
+                // As `read` does: the time index is rebuilt from the marks.
+                out.state
+                    .times
+                    .extend(&edit.time_marks)
+                    .map_err(|bad| Error::corruption(path, payload.start as u64, bad.0))?;
+                if let Some(v) = edit.times_pruned_below {
+                    out.state.times.prune_below_version(v);
+                }
                 out.frames.push(ManifestFrame {
                     offset: pos as u64,
                     len: payload.len() as u32,
@@ -77,7 +85,7 @@ pub fn dump(vfs: &dyn Vfs, path: &Path) -> Result<ManifestDump> {
 mod tests {
     use super::*;
     use crate::manifest::{read, ManifestWriter, RunDesc};
-    use chronokv_snapshot::Version;
+    use chronokv_snapshot::{TimeIndex, Version};
     use chronokv_vfs::MemFs;
     use std::path::PathBuf;
 
@@ -90,7 +98,7 @@ mod tests {
             next_file_number: 2,
             ..Default::default()
         };
-        let mut w = ManifestWriter::create(&fs, &dir, 1, &state).unwrap();
+        let mut w = ManifestWriter::create(&fs, &dir, 1, &state, &TimeIndex::new()).unwrap();
         let run = RunDesc {
             level: 0,
             file_number: 2,
@@ -104,6 +112,7 @@ mod tests {
         w.append(&VersionEdit {
             added: vec![run],
             flushed_version: Some(Version(1)),
+            time_marks: vec![(Version(1), 5000)],
             ..Default::default()
         })
         .unwrap();
@@ -113,6 +122,7 @@ mod tests {
         assert_eq!(d.frames[0].offset, 8);
         assert_eq!(d.frames[0].edit, state.snapshot_edit());
         assert_eq!(d.state, read(&fs, &path).unwrap());
+        assert_eq!(d.state.times.marks(), &[(Version(1), 5000)]);
         assert!(d.torn_tail.is_none());
 
         // A torn final frame is reported, not an error.

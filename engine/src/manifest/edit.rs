@@ -10,6 +10,9 @@ const TAG_FLUSHED_VERSION: u8 = 2;
 const TAG_MIN_LOG_NUMBER: u8 = 3;
 const TAG_ADD_RUN: u8 = 4;
 const TAG_DELETE_RUN: u8 = 5;
+const TAG_TIME_MARKS: u8 = 6;
+const TAG_TIMES_PRUNED_BELOW: u8 = 7;
+const TAG_HISTORY_HORIZON: u8 = 8;
 
 /// The largest key a run descriptor may carry (the engine's key limit).
 const MAX_KEY: usize = 64 << 10;
@@ -55,6 +58,15 @@ pub struct VersionEdit {
     pub added: Vec<RunDesc>,
     /// `(level, file_number)` of runs leaving the tree.
     pub deleted: Vec<(u32, u64)>,
+    /// Commit-time marks `(first version, time in µs)` continuing the time index (see
+    /// `chronokv_snapshot::time`), oldest first.
+    pub time_marks: Vec<(Version, u64)>,
+    /// The time index was pruned: marks covering only versions below this are gone (and
+    /// the first remaining mark is not the first commit's).
+    pub times_pruned_below: Option<Version>,
+    /// Compaction may have dropped versions a read below this version would need: the
+    /// largest retention bound a merge used. Only grows.
+    pub history_horizon: Option<Version>,
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -101,6 +113,22 @@ impl VersionEdit {
             put_u32(&mut out, *level);
             put_u64(&mut out, *n);
         }
+        if !self.time_marks.is_empty() {
+            out.push(TAG_TIME_MARKS);
+            put_u32(&mut out, self.time_marks.len() as u32);
+            for (v, t) in &self.time_marks {
+                put_u64(&mut out, v.0);
+                put_u64(&mut out, *t);
+            }
+        }
+        if let Some(v) = self.times_pruned_below {
+            out.push(TAG_TIMES_PRUNED_BELOW);
+            put_u64(&mut out, v.0);
+        }
+        if let Some(v) = self.history_horizon {
+            out.push(TAG_HISTORY_HORIZON);
+            put_u64(&mut out, v.0);
+        }
         out
     }
 
@@ -125,6 +153,20 @@ impl VersionEdit {
                     max_key: r.key()?,
                 }),
                 TAG_DELETE_RUN => edit.deleted.push((r.level()?, r.u64()?)),
+                TAG_TIME_MARKS => {
+                    let count = r.u32()? as usize;
+                    // Each mark is 16 bytes: a count the rest of the edit cannot hold is
+                    // damage, not an allocation request.
+                    if count > (buf.len() - r.pos) / 16 {
+                        return Err((at, format!("{count} time marks do not fit the edit")));
+                    }
+                    edit.time_marks.reserve(count);
+                    for _ in 0..count {
+                        edit.time_marks.push((Version(r.u64()?), r.u64()?));
+                    }
+                }
+                TAG_TIMES_PRUNED_BELOW => edit.times_pruned_below = Some(Version(r.u64()?)),
+                TAG_HISTORY_HORIZON => edit.history_horizon = Some(Version(r.u64()?)),
                 t => return Err((at, format!("unknown version edit tag {t}"))),
             }
         }
@@ -203,6 +245,12 @@ mod tests {
                 max_key: b"zz".to_vec(),
             }],
             deleted: vec![(0, 5)],
+            time_marks: vec![
+                (Version(40), 1_700_000_000_000_000),
+                (Version(42), 1_700_000_000_001_000),
+            ],
+            times_pruned_below: Some(Version(40)),
+            history_horizon: Some(Version(41)),
         }
     }
 
@@ -241,6 +289,22 @@ mod tests {
         huge_key.extend_from_slice(&[0u8; 44]);
         huge_key.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(VersionEdit::decode(&huge_key).is_err());
+    }
+
+    #[test]
+    fn a_time_mark_count_beyond_the_edit_is_an_error() {
+        let mut bad = vec![TAG_TIME_MARKS];
+        bad.extend_from_slice(&u32::MAX.to_le_bytes());
+        bad.extend_from_slice(&[0u8; 32]);
+        assert_eq!(VersionEdit::decode(&bad).unwrap_err().0, 0);
+        let mut ok = vec![TAG_TIME_MARKS];
+        ok.extend_from_slice(&1u32.to_le_bytes());
+        ok.extend_from_slice(&5u64.to_le_bytes());
+        ok.extend_from_slice(&9000u64.to_le_bytes());
+        assert_eq!(
+            VersionEdit::decode(&ok).unwrap().time_marks,
+            vec![(Version(5), 9000)]
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use edit::{RunDesc, VersionEdit};
 
 use crate::error::{Error, Result};
 use crate::files;
-use chronokv_snapshot::Version;
+use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::{Vfs, WritableFile};
 use chronokv_wal::envelope;
 use std::collections::BTreeMap;
@@ -41,6 +41,13 @@ pub struct TreeState {
     pub next_file_number: u64,
     /// WAL segments below this number hold only flushed data.
     pub min_log_number: u64,
+    /// The commit-time index of the flushed versions, as read from the manifest. Only
+    /// [`read`] fills it (recovery then moves it into the live index); `apply` leaves it
+    /// alone, so a running engine keeps one copy of the index, not two.
+    pub times: TimeIndex,
+    /// Reads below this version may miss versions compaction dropped (see
+    /// `VersionEdit::history_horizon`).
+    pub history_horizon: Version,
 }
 
 impl TreeState {
@@ -53,6 +60,9 @@ impl TreeState {
         }
         if let Some(n) = edit.min_log_number {
             self.min_log_number = self.min_log_number.max(n);
+        }
+        if let Some(v) = edit.history_horizon {
+            self.history_horizon = self.history_horizon.max(v);
         }
         for (_, n) in &edit.deleted {
             self.runs.remove(n);
@@ -68,8 +78,9 @@ impl TreeState {
             next_file_number: Some(self.next_file_number),
             flushed_version: Some(self.flushed_version),
             min_log_number: Some(self.min_log_number),
+            history_horizon: Some(self.history_horizon),
             added: self.runs.values().cloned().collect(),
-            deleted: Vec::new(),
+            ..VersionEdit::default()
         }
     }
 }
@@ -96,6 +107,13 @@ pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<TreeState> {
                     Error::corruption(path, (payload.start + at) as u64, why)
                 })?;
                 state.apply(&edit);
+                state
+                    .times
+                    .extend(&edit.time_marks)
+                    .map_err(|bad| Error::corruption(path, payload.start as u64, bad.0))?;
+                if let Some(v) = edit.times_pruned_below {
+                    state.times.prune_below_version(v);
+                }
                 pos = payload.end;
             }
             Err(why) => {
@@ -132,17 +150,41 @@ pub struct ManifestWriter {
     file: Box<dyn WritableFile>,
     path: PathBuf,
     number: u64,
+    /// The length of the snapshot the file starts with.
+    base_len: u64,
 }
 
+/// Time marks per frame of a snapshot (16 MiB of marks, well below the frame limit).
+const MARKS_PER_FRAME: usize = 1 << 20;
+
 impl ManifestWriter {
-    /// Writes a new manifest numbered `number` holding `state`, makes it durable and points
-    /// CURRENT at it (atomically). The caller deletes older manifests afterwards.
-    pub fn create(vfs: &dyn Vfs, dir: &Path, number: u64, state: &TreeState) -> Result<Self> {
+    /// Writes a new manifest numbered `number` holding `state` and the time marks of
+    /// `times` (those of flushed versions), makes it durable and points CURRENT at it
+    /// (atomically). The caller deletes older manifests afterwards.
+    pub fn create(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        number: u64,
+        state: &TreeState,
+        times: &TimeIndex,
+    ) -> Result<Self> {
         let name = files::manifest_name(number);
         let path = dir.join(&name);
         let mut file = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
         let mut buf = MAGIC.to_vec();
-        envelope::encode(&state.snapshot_edit().encode(), &mut buf);
+        let marks = times.marks_covering(Version(0), state.flushed_version);
+        let mut chunks = marks.chunks(MARKS_PER_FRAME);
+        let mut snapshot = state.snapshot_edit();
+        snapshot.times_pruned_below = times.pruned_below();
+        snapshot.time_marks = chunks.next().unwrap_or_default().to_vec();
+        envelope::encode(&snapshot.encode(), &mut buf);
+        for chunk in chunks {
+            let more = VersionEdit {
+                time_marks: chunk.to_vec(),
+                ..VersionEdit::default()
+            };
+            envelope::encode(&more.encode(), &mut buf);
+        }
         file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
         file.sync().map_err(|e| Error::io(&path, e))?;
         // The manifest's directory entry must be durable before CURRENT names it.
@@ -157,12 +199,17 @@ impl ManifestWriter {
         vfs.rename(&tmp, &current)
             .map_err(|e| Error::io(&current, e))?;
         vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(ManifestWriter { file, path, number })
+        Ok(ManifestWriter {
+            file,
+            path,
+            number,
+            base_len: buf.len() as u64,
+        })
     }
 
-    /// Bytes in the manifest file.
-    pub fn len(&self) -> u64 {
-        self.file.len()
+    /// Bytes appended since the snapshot the file starts with.
+    pub fn delta_len(&self) -> u64 {
+        self.file.len().saturating_sub(self.base_len)
     }
 
     /// The manifest's file number.
@@ -212,10 +259,11 @@ mod tests {
             next_file_number: 2,
             ..Default::default()
         };
-        let mut w = ManifestWriter::create(&fs, &dir, 1, &state).unwrap();
+        let mut w = ManifestWriter::create(&fs, &dir, 1, &state, &TimeIndex::new()).unwrap();
         w.append(&VersionEdit {
             added: vec![run(2)],
             flushed_version: Some(Version(5)),
+            time_marks: vec![(Version(1), 1000), (Version(4), 2000)],
             ..Default::default()
         })
         .unwrap();
@@ -237,6 +285,40 @@ mod tests {
         assert_eq!(state.runs.keys().copied().collect::<Vec<_>>(), vec![3]);
         assert_eq!(state.flushed_version, Version(5));
         assert_eq!(state.next_file_number, 2);
+        assert_eq!(
+            state.times.marks(),
+            &[(Version(1), 1000), (Version(4), 2000)]
+        );
+    }
+
+    #[test]
+    fn time_marks_and_pruning_survive_a_rotation() {
+        let fs = MemFs::new();
+        let dir = PathBuf::from("/db");
+        fs.create_dir_all(&dir).unwrap();
+        let state = TreeState {
+            next_file_number: 2,
+            flushed_version: Version(7),
+            history_horizon: Version(3),
+            ..Default::default()
+        };
+        let marks = vec![(Version(1), 1000), (Version(4), 2000), (Version(8), 3000)];
+        let mut times = TimeIndex::from_marks(marks, false).unwrap();
+        times.prune_below_version(Version(5));
+        // Only marks of flushed versions (<= 7) are written; the pruning point travels.
+        let mut w = ManifestWriter::create(&fs, &dir, 1, &state, &times).unwrap();
+        w.append(&VersionEdit {
+            time_marks: vec![(Version(8), 3000)],
+            flushed_version: Some(Version(9)),
+            history_horizon: Some(Version(2)),
+            ..Default::default()
+        })
+        .unwrap();
+        let back = read(&fs, &dir.join(files::manifest_name(1))).unwrap();
+        assert_eq!(back.times, times);
+        assert!(back.times.is_pruned());
+        assert_eq!(back.history_horizon, Version(3), "the horizon only grows");
+        assert_eq!(back.times.version_at(1500, Version(9)), None);
     }
 
     #[test]

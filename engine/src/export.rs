@@ -1,0 +1,153 @@
+//! Arrow export: snapshots, key history and the change feed as Arrow record batches, so
+//! analytics tools (pandas, polars, DuckDB) read the store without copying code.
+//!
+//! Every batch has the schema of [`export_schema`]: `key` (binary), `value` (binary, null
+//! for a delete), `version` (uint64) and `time` (timestamp, µs, UTC: the commit time).
+
+use crate::error::{Error, Result};
+use crate::history::{Change, HistoryEntry, Snapshot};
+use arrow_array::builder::{BinaryBuilder, TimestampMicrosecondBuilder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chronokv_snapshot::{Entry, VisibleEntries};
+use std::ops::RangeBounds;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+/// The schema of every exported batch.
+pub fn export_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("key", DataType::Binary, false),
+                Field::new("value", DataType::Binary, true),
+                Field::new("version", DataType::UInt64, false),
+                Field::new(
+                    "time",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    false,
+                ),
+            ]))
+        })
+        .clone()
+}
+
+/// Builds one batch row by row.
+struct Rows {
+    keys: BinaryBuilder,
+    values: BinaryBuilder,
+    versions: UInt64Builder,
+    times: TimestampMicrosecondBuilder,
+    len: usize,
+}
+
+impl Rows {
+    fn new() -> Self {
+        Rows {
+            keys: BinaryBuilder::new(),
+            values: BinaryBuilder::new(),
+            versions: UInt64Builder::new(),
+            times: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>, version: u64, micros: u64) {
+        self.keys.append_value(key);
+        self.values.append_option(value);
+        self.versions.append_value(version);
+        self.times
+            .append_value(i64::try_from(micros).unwrap_or(i64::MAX));
+        self.len += 1;
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.keys.finish()),
+            Arc::new(self.values.finish()),
+            Arc::new(self.versions.finish()),
+            Arc::new(self.times.finish()),
+        ];
+        RecordBatch::try_new(export_schema(), cols)
+            .map_err(|e| Error::InvalidArgument(format!("arrow export: {e}")))
+    }
+}
+
+fn micros(t: SystemTime) -> u64 {
+    crate::history::micros_of(t)
+}
+
+/// The visible pairs of a snapshot's key range as Arrow batches of at most `batch_rows`
+/// rows. An error ends the iteration.
+pub struct ArrowBatches {
+    entries: VisibleEntries<Error>,
+    batch_rows: usize,
+    done: bool,
+}
+
+impl Iterator for ArrowBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut rows = Rows::new();
+        while rows.len < self.batch_rows {
+            match self.entries.next() {
+                Some(Ok(Entry {
+                    key,
+                    value,
+                    version,
+                    time,
+                    ..
+                })) => rows.push(&key, Some(&value), version.0, time),
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                None => {
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        (rows.len > 0).then(|| rows.finish())
+    }
+}
+
+impl Snapshot {
+    /// The live pairs of `range` at this snapshot as Arrow record batches of at most
+    /// `batch_rows` rows (columns key, value, version, time; see [`export_schema`]).
+    pub fn scan_arrow<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        batch_rows: usize,
+    ) -> ArrowBatches {
+        let (lo, hi) = crate::db::owned_bounds(&range);
+        ArrowBatches {
+            entries: self.entries(lo, hi),
+            batch_rows: batch_rows.max(1),
+            done: false,
+        }
+    }
+}
+
+/// A key's history (as [`crate::Db::history`] returns it) as one batch.
+pub fn history_batch(key: &[u8], history: &[HistoryEntry]) -> Result<RecordBatch> {
+    let mut rows = Rows::new();
+    for h in history {
+        rows.push(key, h.value.as_deref(), h.version.0, micros(h.time));
+    }
+    rows.finish()
+}
+
+/// Changes (as [`crate::Db::changes`] returns them) as one batch, in version order.
+pub fn changes_batch(changes: &[Change]) -> Result<RecordBatch> {
+    let mut rows = Rows::new();
+    for c in changes {
+        rows.push(&c.key, c.value.as_deref(), c.version.0, micros(c.time));
+    }
+    rows.finish()
+}

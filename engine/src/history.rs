@@ -1,0 +1,367 @@
+//! Time travel: snapshots, the retention horizon, key history and the change feed.
+//!
+//! # What compaction keeps, and why reads of the past are safe
+//!
+//! Every merge computes its [`GcRules`] in [`Inner::gc_rules`]: the live snapshots, the
+//! retention bound `retain_from` (the *horizon*, lowered to the lowest history floor while a
+//! history or change-feed read runs) and the per-key history depth. The rules are computed
+//! *after* the merge picked its inputs, under the `readers` lock, and every snapshot is
+//! registered under the same lock, reading the visible version inside it. So for any merge
+//! and any snapshot at version `v`, one of two things holds:
+//!
+//! - the snapshot was registered first: the merge's rules contain `v`, and the merge keeps
+//!   the newest version `<= v` of every key; or
+//! - the rules came first: then either `v` was the visible version at registration, which
+//!   is at least every version the merge's inputs hold, so `v` reads the newest version of
+//!   each key, which every merge keeps; or `v` is an older version that was checked against
+//!   the horizon, which only grows, so `v >=` the merge's `retain_from`, and a merge keeps
+//!   every version `>= retain_from` plus the newest one below it.
+//!
+//! The horizon survives restarts: every compaction edit records the bound it used
+//! (`history_horizon` in the manifest), and an open starts from the largest one recorded.
+//!
+//! # Versions and times
+//!
+//! The horizon comes from `Options::history_retention`: the newest version committed at or
+//! before `now - retention`, looked up in the [`TimeIndex`]. Without retention it is one past
+//! the visible version: only the present (and live snapshots) can be read, and a merge may
+//! drop even the newest tombstone, since no change feed can ask for it.
+
+use crate::db::{range_iter, Iter};
+use crate::error::{Error, Result};
+use crate::inner::Inner;
+use bytes::Bytes;
+use chronokv_compaction::{GcFilter, GcRules};
+use chronokv_snapshot::merge::Merge;
+use chronokv_snapshot::{Entry, Kind, Registry, TimeIndex, Version};
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Live snapshots and history floors, and the retention horizon. Guarded by
+/// `Inner::readers`.
+#[derive(Debug, Default)]
+pub struct Readers {
+    pub registry: Registry,
+    /// Reads of versions below this are refused (unless a live snapshot holds the version).
+    pub horizon: Version,
+}
+
+/// Microseconds since the Unix epoch of `t` (0 before the epoch).
+pub fn micros_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The `SystemTime` of a commit time in microseconds.
+pub fn time_of_micros(micros: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(micros)
+}
+
+/// Which state a new snapshot reads.
+#[derive(Debug, Clone, Copy)]
+pub enum At {
+    Latest,
+    Version(Version),
+    Time(SystemTime),
+}
+
+impl Inner {
+    /// Drops time marks that no read can need any more: those older than the retention
+    /// window (all but the newest without retention).
+    pub fn prune_times(&self, times: &mut TimeIndex) {
+        let cutoff = match self.opts.history_retention {
+            Some(d) => micros_of(SystemTime::now()).saturating_sub(d.as_micros() as u64),
+            None => u64::MAX,
+        };
+        times.prune_before(cutoff);
+    }
+
+    /// Moves the horizon forward to what the retention window allows and returns it. Call
+    /// with `readers` locked.
+    fn advance_horizon(&self, readers: &mut Readers) -> Version {
+        let visible = self.snapshot_version();
+        let allowed = match self.opts.history_retention {
+            None => Some(Version(visible.0 + 1)),
+            Some(d) => {
+                let cutoff = micros_of(SystemTime::now()).saturating_sub(d.as_micros() as u64);
+                self.times.lock().version_at(cutoff, visible)
+            }
+        };
+        if let Some(v) = allowed {
+            readers.horizon = readers.horizon.max(v);
+        }
+        readers.horizon
+    }
+
+    /// The oldest version a new snapshot can read now (the latest state is always readable).
+    pub fn oldest_readable(&self) -> Version {
+        let mut readers = self.readers.lock();
+        let horizon = self.advance_horizon(&mut readers);
+        horizon.min(self.snapshot_version())
+    }
+
+    /// What a merge that has picked its inputs must keep (see the module documentation).
+    pub fn gc_rules(&self) -> GcRules {
+        let mut readers = self.readers.lock();
+        let horizon = self.advance_horizon(&mut readers);
+        let retain_from = readers
+            .registry
+            .lowest_floor()
+            .map_or(horizon, |f| f.min(horizon));
+        GcRules {
+            snapshots: readers.registry.snapshots(),
+            retain_from: Some(retain_from),
+            keep_newest: self.opts.history_versions_per_key,
+        }
+    }
+
+    /// Registers a snapshot of the state `at` asks for and returns its version.
+    fn register_snapshot(&self, at: At) -> Result<Version> {
+        let mut readers = self.readers.lock();
+        let visible = self.snapshot_version();
+        let horizon = self.advance_horizon(&mut readers);
+        let version = match at {
+            At::Latest => visible,
+            At::Version(v) if v > visible => {
+                return Err(Error::InvalidArgument(format!(
+                    "version {v} is not committed yet (the latest is {visible})"
+                )))
+            }
+            At::Version(v) => v,
+            At::Time(t) => match self.times.lock().version_at(micros_of(t), visible) {
+                Some(v) if v >= horizon.min(visible) || readers.registry.has_snapshot(v) => v,
+                _ => {
+                    return Err(Error::TimeNotRetained {
+                        requested: t,
+                        oldest: horizon.min(visible),
+                    })
+                }
+            },
+        };
+        if version < horizon.min(visible) && !readers.registry.has_snapshot(version) {
+            return Err(Error::VersionNotRetained {
+                requested: version,
+                oldest: horizon.min(visible),
+            });
+        }
+        readers.registry.add_snapshot(version);
+        Ok(version)
+    }
+
+    /// Registers a history floor at the horizon (or at `from`, which must not be older) and
+    /// returns it with the visible version.
+    fn register_floor(self: &Arc<Self>, from: Option<Version>) -> Result<(Floor, Version)> {
+        let mut readers = self.readers.lock();
+        let visible = self.snapshot_version();
+        let horizon = self.advance_horizon(&mut readers);
+        let at = from.unwrap_or(horizon);
+        if at < horizon {
+            return Err(Error::VersionNotRetained {
+                requested: at,
+                oldest: horizon.min(visible),
+            });
+        }
+        readers.registry.add_floor(at);
+        Ok((
+            Floor {
+                inner: self.clone(),
+                at,
+            },
+            visible,
+        ))
+    }
+}
+
+/// Keeps every version `>= at` from compaction while a history read runs.
+struct Floor {
+    inner: Arc<Inner>,
+    at: Version,
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        self.inner.readers.lock().registry.remove_floor(self.at);
+    }
+}
+
+/// A consistent, repeatable view of the database at one version. Reads through it see
+/// exactly the commits up to [`Snapshot::version`], whatever is written, flushed or
+/// compacted meanwhile: compaction keeps what a live snapshot reads, until it is dropped.
+///
+/// Cheap to hold, but every live snapshot keeps the versions it sees on disk, so drop it
+/// when done. `Send + Sync`.
+pub struct Snapshot {
+    inner: Arc<Inner>,
+    version: Version,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(inner: &Arc<Inner>, at: At) -> Result<Snapshot> {
+        let version = inner.register_snapshot(at)?;
+        Ok(Snapshot {
+            inner: inner.clone(),
+            version,
+        })
+    }
+
+    /// The version this snapshot reads: every commit up to and including it is visible.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The commit time of [`Snapshot::version`], if the time index still covers it
+    /// (`None` for version 0, the empty store, or a version older than the index).
+    pub fn time(&self) -> Option<SystemTime> {
+        self.inner
+            .times
+            .lock()
+            .time_of(self.version)
+            .filter(|_| self.version.0 > 0)
+            .map(time_of_micros)
+    }
+
+    /// The value of `key` at this snapshot, or `None` if it was absent or deleted.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.inner.current_view().get(key.as_ref(), self.version)
+    }
+
+    /// The live pairs of `range` at this snapshot, in key order (reversible).
+    pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
+        let (lo, hi) = crate::db::owned_bounds(&range);
+        range_iter(self.inner.current_view(), self.version, lo, hi)
+    }
+
+    /// The live pairs whose keys start with `prefix`, at this snapshot.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        let (lo, hi) = crate::db::prefix_bounds(prefix.as_ref());
+        range_iter(self.inner.current_view(), self.version, lo, hi)
+    }
+
+    /// The visible entries of `range` (with their versions and commit times), for export.
+    pub(crate) fn entries(
+        &self,
+        lo: Bound<Bytes>,
+        hi: Bound<Bytes>,
+    ) -> chronokv_snapshot::VisibleEntries<Error> {
+        let view = self.inner.current_view();
+        let sources = if crate::db::is_empty_range(&lo, &hi) {
+            Vec::new()
+        } else {
+            view.sources(&lo, &hi)
+        };
+        chronokv_snapshot::VisibleEntries::new(sources, self.version)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.inner
+            .readers
+            .lock()
+            .registry
+            .remove_snapshot(self.version);
+    }
+}
+
+/// One retained version of a key, as [`crate::Db::history`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The commit version.
+    pub version: Version,
+    /// The commit time (millisecond resolution).
+    pub time: SystemTime,
+    /// The value written, or `None` for a delete.
+    pub value: Option<Bytes>,
+}
+
+/// One committed put or delete, as [`crate::Db::changes`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The commit version (a batch's entries have consecutive versions).
+    pub version: Version,
+    /// The commit time (millisecond resolution).
+    pub time: SystemTime,
+    /// The key.
+    pub key: Bytes,
+    /// The value written, or `None` for a delete.
+    pub value: Option<Bytes>,
+}
+
+fn value_of(e: &Entry) -> Option<Bytes> {
+    (e.kind == Kind::Put).then(|| e.value.clone())
+}
+
+/// Every retained version of `key`, newest first.
+pub fn history(inner: &Arc<Inner>, key: &[u8]) -> Result<Vec<HistoryEntry>> {
+    let (floor, visible) = inner.register_floor(None)?;
+    let view = inner.current_view();
+    let k = Bound::Included(Bytes::copy_from_slice(key));
+    let versions = Merge::forward(view.sources(&k, &k)).filter(|r| match r {
+        Ok(e) => e.version <= visible,
+        Err(_) => true,
+    });
+    // The versions the rules keep, whether or not compaction has got round to dropping the
+    // others yet: the answer does not depend on when compaction ran.
+    let rules = GcRules {
+        snapshots: Vec::new(),
+        retain_from: Some(floor.at),
+        keep_newest: inner.opts.history_versions_per_key,
+    };
+    let mut out = Vec::new();
+    for e in GcFilter::new(versions, &rules, true) {
+        let e = e?;
+        out.push(HistoryEntry {
+            version: e.version,
+            time: time_of_micros(e.time),
+            value: value_of(&e),
+        });
+    }
+    drop(floor);
+    Ok(out)
+}
+
+/// Every put and delete committed in `range` (of versions), in version order.
+pub fn changes(inner: &Arc<Inner>, range: impl RangeBounds<Version>) -> Result<Vec<Change>> {
+    let since = match range.start_bound() {
+        Bound::Included(v) => Some(*v),
+        Bound::Excluded(v) => Some(Version(v.0.saturating_add(1))),
+        Bound::Unbounded => None,
+    };
+    let (floor, visible) = inner.register_floor(since)?;
+    let since = floor.at;
+    let until = match range.end_bound() {
+        Bound::Included(v) => v.0.saturating_add(1),
+        Bound::Excluded(v) => v.0,
+        Bound::Unbounded => u64::MAX,
+    }
+    .min(visible.0.saturating_add(1));
+    let mut out = Vec::new();
+    if since.0 < until {
+        let view = inner.current_view();
+        let sources = view.version_sources(since, Version(until - 1));
+        for e in Merge::forward(sources) {
+            let e = e?;
+            if e.version >= since && e.version.0 < until {
+                out.push(Change {
+                    version: e.version,
+                    time: time_of_micros(e.time),
+                    value: value_of(&e),
+                    key: e.key,
+                });
+            }
+        }
+    }
+    drop(floor);
+    out.sort_by_key(|c| c.version);
+    Ok(out)
+}
