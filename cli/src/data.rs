@@ -10,9 +10,36 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub fn get(ctx: &Ctx, out: &mut dyn Write, key: &[u8]) -> Result<()> {
+/// Which state a read sees: the latest, or a past one.
+#[derive(Args)]
+pub struct AtArgs {
+    /// Read the state right after this version's commit (needs --history-retention, or a
+    /// version no compaction has dropped yet).
+    #[arg(long = "version", value_name = "V", conflicts_with = "as_of")]
+    at_version: Option<u64>,
+    /// Read the state as of this UTC time, e.g. 2024-05-01T12:00:00Z (needs
+    /// --history-retention).
+    #[arg(long, value_name = "TIME", value_parser = fmt::parse_time)]
+    as_of: Option<u64>,
+}
+
+impl AtArgs {
+    fn snapshot(&self, db: &Db) -> Result<chronokv::Snapshot> {
+        Ok(match (self.at_version, self.as_of) {
+            (Some(v), _) => db.snapshot_at(chronokv::Version(v))?,
+            (None, Some(micros)) => {
+                db.snapshot_as_of(std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros))?
+            }
+            (None, None) => db.snapshot(),
+        })
+    }
+}
+
+pub fn get(ctx: &Ctx, out: &mut dyn Write, key: &[u8], at: &AtArgs) -> Result<()> {
     let db = ctx.open(false)?;
-    let value = db.get(key)?;
+    let snapshot = at.snapshot(&db)?;
+    let value = snapshot.get(key)?;
+    drop(snapshot);
     db.close()?;
     let Some(value) = value else {
         return Err(CliError::msg(format!("key {:?} not found", escape(key))));
@@ -75,13 +102,16 @@ pub struct ScanArgs {
     /// Descending key order (last key first).
     #[arg(long)]
     reverse: bool,
+    #[command(flatten)]
+    at: AtArgs,
 }
 
 pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: &ScanArgs) -> Result<()> {
     use std::ops::Bound;
     let db = ctx.open(false)?;
+    let snapshot = args.at.snapshot(&db)?;
     let iter = match &args.prefix {
-        Some(p) => db.prefix(&p.0),
+        Some(p) => snapshot.prefix(&p.0),
         None => {
             let lo = args
                 .from
@@ -91,7 +121,7 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: &ScanArgs) -> Result<()> {
                 .to
                 .as_ref()
                 .map_or(Bound::Unbounded, |b| Bound::Excluded(&b.0));
-            db.scan::<Vec<u8>, _>((lo, hi))
+            snapshot.scan::<Vec<u8>, _>((lo, hi))
         }
     };
     let iter: Box<dyn Iterator<Item = chronokv::Result<_>>> = if args.reverse {
@@ -121,7 +151,49 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: &ScanArgs) -> Result<()> {
     if ctx.json {
         writeln!(out, "{}]", if n == 0 { "" } else { "\n" })?;
     }
+    drop(snapshot);
     db.close()?;
+    Ok(())
+}
+
+pub fn history(ctx: &Ctx, out: &mut dyn Write, key: &[u8]) -> Result<()> {
+    let db = ctx.open(false)?;
+    let entries = db.history(key)?;
+    db.close()?;
+    let micros = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)
+    };
+    if ctx.json {
+        let v: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|h| {
+                json!({
+                    "version": h.version.get(),
+                    "time": fmt::time_micros(micros(h.time)),
+                    "value": h.value.as_ref().map(|v| escape(v)),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if entries.is_empty() {
+        writeln!(out, "no retained versions of {:?}", escape(key))?;
+        return Ok(());
+    }
+    let mut t = crate::fmt::Table::new(&["version", "time", "value"]);
+    for h in &entries {
+        t.row(vec![
+            h.version.to_string(),
+            fmt::time_micros(micros(h.time)),
+            h.value
+                .as_ref()
+                .map_or_else(|| "(deleted)".to_string(), |v| escape(v)),
+        ]);
+    }
+    t.print(out, "")?;
     Ok(())
 }
 

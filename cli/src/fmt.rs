@@ -99,6 +99,61 @@ pub fn time_micros(micros: u64) -> String {
     )
 }
 
+/// Parses an RFC 3339 UTC time (`2024-05-01T12:00:00Z`, fractional seconds optional, as
+/// printed by [`time_micros`]) into microseconds since the Unix epoch.
+pub fn parse_time(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a UTC time like 2024-05-01T12:00:00.000Z");
+    let body = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, clock) = body.split_once('T').ok_or_else(bad)?;
+    let num = |t: &str| t.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let (secs_part, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let c: Vec<&str> = secs_part.split(':').collect();
+    if d.len() != 3 || c.len() != 3 || frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
+    let (hh, mm, ss) = (num(c[0])?, num(c[1])?, num(c[2])?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return Err(bad());
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    let micros = if frac.is_empty() {
+        0
+    } else {
+        num(&format!("{frac:0<6}"))?
+    };
+    u64::try_from(secs)
+        .ok()
+        .and_then(|s| s.checked_mul(1_000_000))
+        .and_then(|s| s.checked_add(micros as u64))
+        .ok_or_else(|| format!("{s:?} is before 1970"))
+}
+
+/// Parses a duration: a number with a unit, `s`, `m`, `h` or `d` (`90s`, `15m`, `24h`, `7d`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 90s, 15m, 24h or 7d");
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let secs = match unit {
+        's' => Some(n),
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3600),
+        'd' => n.checked_mul(86_400),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// A plain table: a header row and rows, columns padded to their widest cell.
 pub struct Table {
     headers: Vec<String>,
@@ -226,6 +281,37 @@ mod tests {
             time_micros(951_782_400_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn times_parse_back_and_durations_have_units() {
+        for micros in [
+            0,
+            1_700_000_000_123_456,
+            951_782_400_000_000,
+            4_102_444_799_999_999,
+        ] {
+            assert_eq!(parse_time(&time_micros(micros)), Ok(micros));
+        }
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z"),
+            Ok(1_700_000_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.5Z"),
+            Ok(1_700_000_000_500_000)
+        );
+        for bad in [
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T22:13:20",
+            "2023-13-01T00:00:00Z",
+            "x",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86_400);
+        assert!(parse_duration("7").is_err() && parse_duration("h").is_err());
     }
 
     #[test]

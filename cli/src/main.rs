@@ -37,16 +37,26 @@ struct Cli {
     /// Print tabular output as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Keep (and allow reading) every version committed within this long (90s, 15m, 24h,
+    /// 7d), like Options::history_retention. History is an open-time option: pass the
+    /// application's setting, or compactions this command triggers drop older versions.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = fmt::parse_duration)]
+    history_retention: Option<std::time::Duration>,
+    /// Keep every key's newest N versions (Options::history_versions_per_key).
+    #[arg(long, global = true, value_name = "N")]
+    history_versions: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the value of a key.
+    /// Print the value of a key (now, or at a past version or time).
     Get {
         #[arg(value_parser = fmt::bytes_arg)]
         key: fmt::BytesArg,
+        #[command(flatten)]
+        at: data::AtArgs,
     },
     /// Set a key to a value (creates the store if missing).
     Put {
@@ -66,8 +76,13 @@ enum Command {
         #[arg(long)]
         sync: bool,
     },
-    /// List live keys and values in key order.
+    /// List live keys and values in key order (now, or at a past version or time).
     Scan(data::ScanArgs),
+    /// Every retained version of a key, newest first, with commit times.
+    History {
+        #[arg(value_parser = fmt::bytes_arg)]
+        key: fmt::BytesArg,
+    },
     /// Show the tree: levels, runs, sizes, entries and tombstones, key and version ranges,
     /// amplification.
     Inspect,
@@ -133,6 +148,8 @@ enum Command {
 pub struct Ctx {
     db: Option<PathBuf>,
     pub json: bool,
+    history_retention: Option<std::time::Duration>,
+    history_versions: Option<usize>,
 }
 
 impl Ctx {
@@ -152,13 +169,20 @@ impl Ctx {
                 path.display()
             )));
         }
-        Ok(Db::open(
-            path,
-            Options {
-                create_if_missing: create,
-                ..Options::default()
-            },
-        )?)
+        Ok(Db::open(path, self.options(create))?)
+    }
+
+    /// The options stores are opened with.
+    pub fn options(&self, create: bool) -> Options {
+        let defaults = Options::default();
+        Options {
+            create_if_missing: create,
+            history_retention: self.history_retention.or(defaults.history_retention),
+            history_versions_per_key: self
+                .history_versions
+                .unwrap_or(defaults.history_versions_per_key),
+            ..defaults
+        }
     }
 }
 
@@ -166,9 +190,12 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let ctx = Ctx {
         db: cli.db,
         json: cli.json,
+        history_retention: cli.history_retention,
+        history_versions: cli.history_versions,
     };
     match cli.command {
-        Command::Get { key } => data::get(&ctx, out, &key.0),
+        Command::Get { key, at } => data::get(&ctx, out, &key.0, &at),
+        Command::History { key } => data::history(&ctx, out, &key.0),
         Command::Put { key, value, sync } => data::put(&ctx, out, &key.0, Some(&value.0), sync),
         Command::Delete { key, sync } => data::put(&ctx, out, &key.0, None, sync),
         Command::Scan(args) => data::scan(&ctx, out, &args),

@@ -549,3 +549,60 @@ fn a_closed_pipe_ends_the_output_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn reads_of_the_past_and_history_with_the_store_history_retention() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["--history-retention", "1h", "--db", "db"];
+        v.extend_from_slice(args);
+        v
+    }
+    for (i, v) in ["one", "two"].iter().enumerate() {
+        ok(d, &with(&["put", "k", v]));
+        ok(d, &with(&["put", &format!("other{i}"), v]));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(d, &with(&["delete", "k"]));
+    ok(d, &with(&["put", "k", "four"]));
+    let h = json(d, &with(&["history", "k"]));
+    let versions: Vec<u64> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![6, 5, 3, 1]);
+    assert!(h[1]["value"].is_null(), "v5 is the delete: {h}");
+    let table = ok(d, &with(&["history", "k"]));
+    assert!(
+        table.contains("(deleted)") && table.starts_with("version  time"),
+        "{table}"
+    );
+    assert_eq!(ok(d, &with(&["get", "k", "--version", "3"])), "two\n");
+    assert_eq!(ok(d, &with(&["get", "k", "--version", "1"])), "one\n");
+    assert!(fails(d, &with(&["get", "k", "--version", "5"])).contains("not found"));
+    // As of v3's commit time: k = two and other0 (v2); other1 (v4) came later.
+    let t3 = h[2]["time"].as_str().unwrap().to_string();
+    assert_eq!(
+        ok(d, &with(&["scan", "--as-of", &t3])),
+        "k\ttwo\nother0\tone\n"
+    );
+    // Compaction under the same retention keeps the history...
+    ok(d, &with(&["compact"]));
+    assert_eq!(
+        json(d, &with(&["history", "k"])).as_array().unwrap().len(),
+        4
+    );
+    // ...and a command without it lets compaction drop what the store was keeping.
+    ok(d, &["--db", "db", "compact"]);
+    assert_eq!(
+        json(d, &with(&["history", "k"])).as_array().unwrap().len(),
+        1
+    );
+    let err = fails(d, &with(&["get", "k", "--version", "3"]));
+    assert!(err.contains("no longer retained"), "{err}");
+    let err = fails(d, &with(&["scan", "--as-of", "1999-01-01T00:00:00Z"]));
+    assert!(err.contains("retained"), "{err}");
+}
