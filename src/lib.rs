@@ -25,6 +25,17 @@ pub use chronokv_engine::{
     Compression, Db, Durability, Error, HistoryEntry, Iter, LevelStats, Leveled, Options,
     RecordBatch, RecoveryMode, Result, Snapshot, SpaceUsage, Stats, Tiered, Version, WriteBatch,
 };
+pub use chronokv_engine::{
+    verify_dir, verify_dir_with_progress, CheckpointInfo, Problem, ProblemKind, Progress, RunInfo,
+    VerifyReport,
+};
+
+/// Incremental backups: [`backup::BackupEngine`] keeps numbered backups of a database in a
+/// backup directory, copying only the run files earlier backups do not hold; it lists,
+/// verifies, restores and deletes them. Metadata layout: `docs/format/backup.md`.
+pub mod backup {
+    pub use chronokv_engine::backup::{BackupEngine, BackupInfo, DeleteInfo};
+}
 
 /// The file-system seam: implement [`vfs::Vfs`] to run chronokv on other storage, or use
 /// [`vfs::MemFs`] in tests (it can simulate a power loss with `crash_clone`).

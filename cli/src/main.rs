@@ -1,7 +1,262 @@
-//! The `chronokv` debug tool. Its subcommands arrive with the CLI issue; until then it only
-//! says so, so that nobody mistakes it for a working tool.
+//! `chronokv`: inspect and operate chronokv stores. See `chronokv --help` and README.md.
+//!
+//! Output goes to stdout (tables, or JSON with `--json`); progress bars and errors go to
+//! stderr. An error is one line, `chronokv: <error>`, and a non-zero exit status (1; 2 for
+//! a bad command line); a corrupt file is named with the byte offset of the damage.
+
+mod admin;
+mod data;
+mod demo;
+mod dump;
+mod error;
+mod fmt;
+mod inspect;
+mod progress;
+
+use chronokv::{Db, Options};
+use clap::{Parser, Subcommand};
+use error::{CliError, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "chronokv",
+    version,
+    about = "Inspect and operate chronokv stores",
+    long_about = "Inspect and operate chronokv stores.\n\n\
+        Keys and values are text: UTF-8, with \\xNN for any byte and \\\\ for a backslash \
+        (the same escapes the output uses, so output can be fed back in). Commands that \
+        open the store (get, put, scan, inspect, compact, ...) run recovery as Db::open \
+        does; dump-*, verify and backup list/verify/restore/delete only read."
+)]
+struct Cli {
+    /// The database directory.
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Print tabular output as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Keep (and allow reading) every version committed within this long (90s, 15m, 24h,
+    /// 7d), like Options::history_retention. History is an open-time option: pass the
+    /// application's setting, or compactions this command triggers drop older versions.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = fmt::parse_duration)]
+    history_retention: Option<std::time::Duration>,
+    /// Keep every key's newest N versions (Options::history_versions_per_key).
+    #[arg(long, global = true, value_name = "N")]
+    history_versions: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the value of a key (now, or at a past version or time).
+    Get {
+        #[arg(value_parser = fmt::bytes_arg)]
+        key: fmt::BytesArg,
+        #[command(flatten)]
+        at: data::AtArgs,
+    },
+    /// Set a key to a value (creates the store if missing).
+    Put {
+        #[arg(value_parser = fmt::bytes_arg)]
+        key: fmt::BytesArg,
+        #[arg(value_parser = fmt::bytes_arg)]
+        value: fmt::BytesArg,
+        /// Fsync the WAL before returning.
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Delete a key.
+    Delete {
+        #[arg(value_parser = fmt::bytes_arg)]
+        key: fmt::BytesArg,
+        /// Fsync the WAL before returning.
+        #[arg(long)]
+        sync: bool,
+    },
+    /// List live keys and values in key order (now, or at a past version or time).
+    Scan(data::ScanArgs),
+    /// Every retained version of a key, newest first, with commit times.
+    History {
+        #[arg(value_parser = fmt::bytes_arg)]
+        key: fmt::BytesArg,
+    },
+    /// Show the tree: levels, runs, sizes, entries and tombstones, key and version ranges,
+    /// amplification.
+    Inspect,
+    /// Print a run file: properties, block index and entries (every column).
+    DumpRun {
+        file: PathBuf,
+        /// Print at most this many entries (all by default).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print properties and the block index only.
+        #[arg(long)]
+        no_entries: bool,
+    },
+    /// Print a WAL segment: records with log number, versions, commit time and entries.
+    DumpWal {
+        file: PathBuf,
+        /// The segment's log number, if the file name does not carry it (`000007.wal`).
+        #[arg(long)]
+        log_number: Option<u64>,
+    },
+    /// Print the manifest's version edits in order, and the tree they build.
+    DumpManifest {
+        /// A manifest file (default: the one the store's CURRENT names).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Check every checksum and every cross-reference of a store without opening it; lists
+    /// every problem found.
+    Verify,
+    /// Compact the whole store (or a key range) now, then wait for background compaction.
+    Compact {
+        #[arg(long, value_parser = fmt::bytes_arg)]
+        from: Option<fmt::BytesArg>,
+        #[arg(long, value_parser = fmt::bytes_arg)]
+        to: Option<fmt::BytesArg>,
+    },
+    /// Write a consistent, openable copy of the store into DIR (hard links where possible).
+    Checkpoint { dir: PathBuf },
+    /// Incremental backups: create, list, verify, restore, delete.
+    Backup {
+        #[command(subcommand)]
+        command: admin::BackupCommand,
+    },
+    /// Export the live contents as an Arrow IPC file (columns key, value, version).
+    Export {
+        /// The Arrow IPC file to write.
+        #[arg(long, value_name = "FILE")]
+        arrow: PathBuf,
+    },
+    /// Bulk-load key/value pairs from CSV or JSON lines, or generate them (creates the
+    /// store if missing).
+    Load(data::LoadArgs),
+    /// Build a sample store (recreated at each run) and show writes, deletes, a batch, reads,
+    /// compaction and inspect output.
+    Demo {
+        /// Where to build it.
+        #[arg(default_value = "chronokv-demo")]
+        path: PathBuf,
+    },
+}
+
+/// What the subcommands share: the parsed global options.
+pub struct Ctx {
+    db: Option<PathBuf>,
+    pub json: bool,
+    history_retention: Option<std::time::Duration>,
+    history_versions: Option<usize>,
+}
+
+impl Ctx {
+    /// The `--db` path, required by the command.
+    pub fn db_path(&self) -> Result<&Path> {
+        self.db
+            .as_deref()
+            .ok_or_else(|| CliError::msg("this command needs the store: pass --db PATH"))
+    }
+
+    /// Opens the store; `create` allows a new one.
+    pub fn open(&self, create: bool) -> Result<Db> {
+        let path = self.db_path()?;
+        if !create && !path.join("CURRENT").exists() {
+            return Err(CliError::msg(format!(
+                "{} holds no chronokv store (no CURRENT file)",
+                path.display()
+            )));
+        }
+        Ok(Db::open(path, self.options(create))?)
+    }
+
+    /// The options stores are opened with.
+    pub fn options(&self, create: bool) -> Options {
+        let defaults = Options::default();
+        Options {
+            create_if_missing: create,
+            history_retention: self.history_retention.or(defaults.history_retention),
+            history_versions_per_key: self
+                .history_versions
+                .unwrap_or(defaults.history_versions_per_key),
+            ..defaults
+        }
+    }
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let ctx = Ctx {
+        db: cli.db,
+        json: cli.json,
+        history_retention: cli.history_retention,
+        history_versions: cli.history_versions,
+    };
+    match cli.command {
+        Command::Get { key, at } => data::get(&ctx, out, &key.0, &at),
+        Command::History { key } => data::history(&ctx, out, &key.0),
+        Command::Put { key, value, sync } => data::put(&ctx, out, &key.0, Some(&value.0), sync),
+        Command::Delete { key, sync } => data::put(&ctx, out, &key.0, None, sync),
+        Command::Scan(args) => data::scan(&ctx, out, &args),
+        Command::Inspect => {
+            let db = ctx.open(false)?;
+            inspect::inspect(&ctx, out, &db, false)?;
+            db.close()?;
+            Ok(())
+        }
+        Command::DumpRun {
+            file,
+            limit,
+            no_entries,
+        } => dump::run(&ctx, out, &file, if no_entries { Some(0) } else { limit }),
+        Command::DumpWal { file, log_number } => dump::wal(&ctx, out, &file, log_number),
+        Command::DumpManifest { file } => dump::manifest(&ctx, out, file.as_deref()),
+        Command::Verify => admin::verify(&ctx, out),
+        Command::Compact { from, to } => {
+            admin::compact(&ctx, out, from.map(|b| b.0), to.map(|b| b.0))
+        }
+        Command::Checkpoint { dir } => admin::checkpoint(&ctx, out, &dir),
+        Command::Backup { command } => admin::backup(&ctx, out, command),
+        Command::Export { arrow } => data::export(&ctx, out, &arrow),
+        Command::Load(args) => data::load(&ctx, out, &args),
+        Command::Demo { path } => demo::demo(&ctx, out, &path),
+    }
+}
 
 fn main() {
-    eprintln!("chronokv: the debug CLI is not built yet; see the project's issues (the CLI issue)");
-    std::process::exit(2);
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("chronokv: internal error{at}: {msg}");
+    }));
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Whatever the command printed goes out before the exit status (and an error line).
+        let r = run(cli, &mut out);
+        let flushed = out.flush().map_err(CliError::from);
+        r.and(flushed)
+    }));
+    let code = match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(CliError::BrokenPipe)) => 0,
+        Ok(Err(CliError::Failed(code))) => code,
+        Ok(Err(CliError::Message(m))) => {
+            eprintln!("chronokv: {m}");
+            1
+        }
+        Err(_) => 101,
+    };
+    std::process::exit(code);
 }

@@ -422,6 +422,42 @@ impl Db {
         }
         synced
     }
+
+    /// Every run of the tree with its properties, level by level. Cheap: run metadata only.
+    pub fn runs(&self) -> Vec<crate::RunInfo> {
+        self.inner.run_infos()
+    }
+
+    /// Reads every block of every run, the manifest and the WAL, and reports every problem
+    /// found (see [`crate::VerifyReport`]). Runs are held while they are read, so concurrent
+    /// compactions cannot delete them; writes continue (the segment being written is read
+    /// while commits wait). For a directory that cannot be opened, use [`crate::verify_dir`].
+    pub fn verify(&self) -> Result<crate::VerifyReport> {
+        self.inner.verify(&mut |_, _| {})
+    }
+
+    /// [`Db::verify`], reporting `(bytes read, bytes to read)` as it goes.
+    pub fn verify_with_progress(
+        &self,
+        progress: crate::Progress<'_>,
+    ) -> Result<crate::VerifyReport> {
+        self.inner.verify(progress)
+    }
+
+    /// Writes a consistent, openable copy of the database into `dir` (created if missing;
+    /// it must be empty): hard links to the run files where the file system allows, copies
+    /// otherwise, then a fresh manifest and CURRENT, all fsynced. Flushes first, so the
+    /// checkpoint holds every commit acknowledged before the call; precisely, it holds every
+    /// version up to [`crate::CheckpointInfo::version`] (a prefix of the commit order).
+    /// Concurrent writes and compactions may continue.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<crate::CheckpointInfo> {
+        self.flush()?;
+        self.inner.checkpoint(dir.as_ref())
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
 }
 
 impl Drop for Db {

@@ -7,7 +7,9 @@
 //! `chronokv-wal` / `chronokv-runs` / `chronokv-compaction` crates.
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
+pub mod backup;
 mod batch;
+mod checkpoint;
 mod commit;
 mod compactor;
 mod db;
@@ -16,30 +18,43 @@ mod export;
 mod files;
 mod history;
 mod inner;
+mod inspect;
 mod manifest;
 mod memtable;
 mod options;
 mod recovery;
 mod stall;
 mod stats;
+mod verify;
 mod view;
 
 pub use arrow_array::RecordBatch;
 pub use batch::WriteBatch;
 pub use bytes::Bytes;
+pub use checkpoint::CheckpointInfo;
 pub use chronokv_snapshot::Version;
 pub use db::{Db, Iter};
 pub use error::{Error, Result};
 pub use export::{changes_batch, export_schema, history_batch, ArrowBatches};
 pub use history::{Change, HistoryEntry, Snapshot};
+pub use inspect::RunInfo;
 pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
 pub use stats::{LevelStats, SpaceUsage, Stats};
+pub use verify::{
+    verify_dir, verify_dir_with_progress, Problem, ProblemKind, Progress, VerifyReport,
+};
 
 /// Internals exposed for the benchmarks (`chronokv-bench`) only: not part of the API, no
 /// stability promise.
 #[doc(hidden)]
 pub mod internals {
     pub use crate::memtable::Memtable;
+    // For `chronokv dump-manifest`.
+    pub use crate::files::{classify, manifest_name, run_path, wal_path, FileKind, CURRENT};
+    pub use crate::manifest::{
+        current as current_manifest, dump as dump_manifest, ManifestDump, ManifestFrame, RunDesc,
+        TreeState, VersionEdit,
+    };
 }

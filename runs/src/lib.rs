@@ -20,11 +20,13 @@ mod cache;
 mod error;
 pub mod framing;
 mod index;
+mod inspect;
 mod reader;
 mod writer;
 
 pub use cache::BlockCache;
 pub use error::Error;
+pub use inspect::{BlockInfo, RunLayout};
 pub use reader::{RunIter, RunReader};
 pub use writer::{Compression, RunMeta, RunWriter, RunWriterOptions};
 

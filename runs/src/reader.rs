@@ -410,3 +410,10 @@ impl DoubleEndedIterator for RunIter {
         self.next_in(false)
     }
 }
+
+impl RunReader {
+    /// The codec and the block index, for inspection tools (`chronokv dump-run`, verify).
+    pub fn layout(&self) -> crate::inspect::RunLayout {
+        crate::inspect::layout(&self.private)
+    }
+}

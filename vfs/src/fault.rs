@@ -124,6 +124,9 @@ impl Vfs for FaultFs {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
         self.inner.lock(path)
     }
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.link(from, to)
+    }
 }
 
 #[cfg(test)]

@@ -83,4 +83,15 @@ pub trait Vfs: Send + Sync + Debug {
     /// Takes an exclusive lock on `path` (created if missing). Fails with
     /// `io::ErrorKind::WouldBlock` when another holder has it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>>;
+    /// Gives the existing file `from` a second name `to` (a hard link): both names share the
+    /// same bytes, and removing one leaves the other. Fails if `to` exists. Durable only
+    /// after [`Vfs::sync_dir`] on `to`'s parent. The default reports
+    /// `io::ErrorKind::Unsupported`; callers then copy the file instead.
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this file system has no hard links",
+        ))
+    }
 }

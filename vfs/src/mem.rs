@@ -435,6 +435,22 @@ impl Vfs for MemFs {
             path: path.to_path_buf(),
         }))
     }
+
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.check_parent(to)?;
+        let id = *s.live.get(from).ok_or_else(|| not_found(from))?;
+        if s.live.contains_key(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: file exists", to.display()),
+            ));
+        }
+        s.mutate();
+        s.live.insert(to.to_path_buf(), id);
+        s.meta_log.push(MetaOp::Link(to.to_path_buf(), id));
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -495,6 +511,31 @@ mod tests {
         assert!(fs.lock(&dir.join("LOCK")).is_err());
         drop(l);
         assert!(fs.lock(&dir.join("LOCK")).is_ok());
+    }
+
+    #[test]
+    fn a_link_shares_bytes_survives_removal_of_the_original_and_needs_a_dir_sync() {
+        let (fs, dir) = setup();
+        let other = PathBuf::from("/copy");
+        fs.create_dir_all(&other).unwrap();
+        let (a, b) = (dir.join("a"), other.join("b"));
+        let mut f = fs.create(&a).unwrap();
+        f.write_all(b"run bytes").unwrap();
+        f.sync().unwrap();
+        fs.sync_dir(&dir).unwrap();
+        fs.link(&a, &b).unwrap();
+        assert_eq!(
+            fs.link(&a, &b).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert!(!fs.crash_clone().exists(&b), "not durable before sync_dir");
+        fs.sync_dir(&other).unwrap();
+        fs.remove_file(&a).unwrap();
+        fs.sync_dir(&dir).unwrap();
+        let after = fs.crash_clone();
+        assert!(!after.exists(&a));
+        assert_eq!(after.read(&b).unwrap(), b"run bytes");
+        assert!(fs.link(&a, &other.join("c")).is_err(), "source is gone");
     }
 
     #[test]

@@ -132,6 +132,10 @@ impl Vfs for RealFs {
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
     }
+
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +163,19 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         drop(held);
         fs.lock(&lock_path).unwrap();
+    }
+
+    #[test]
+    fn link_gives_a_second_name_to_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut f = RealFs.create(&a).unwrap();
+        f.write_all(b"immutable").unwrap();
+        f.sync().unwrap();
+        RealFs.link(&a, &b).unwrap();
+        assert!(RealFs.link(&a, &b).is_err(), "target exists");
+        RealFs.remove_file(&a).unwrap();
+        assert_eq!(RealFs.read(&b).unwrap(), b"immutable");
     }
 
     #[test]

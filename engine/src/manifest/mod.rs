@@ -11,8 +11,11 @@
 //! `CURRENT.tmp`, fsyncing it, renaming it over `CURRENT` and fsyncing the directory; the old
 //! manifest is deleted only after that. Layout: `docs/format/manifest.md`.
 
+mod dump;
 mod edit;
 
+pub use dump::{dump, ManifestDump, ManifestFrame};
+pub use edit::MAX_LEVELS;
 pub use edit::{RunDesc, VersionEdit};
 
 use crate::error::{Error, Result};

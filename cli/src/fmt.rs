@@ -1,0 +1,329 @@
+//! Text formatting shared by the subcommands: byte strings (escaped so they round-trip),
+//! times, aligned tables.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+/// Renders bytes as text that [`unescape`] turns back into the same bytes: valid UTF-8 is
+/// kept except control characters and `\`, which (like every byte of invalid UTF-8) become
+/// `\xNN`; a backslash becomes `\\`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else if c.is_control() {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// The bytes a command-line or input text stands for: UTF-8, with `\xNN` for any byte and
+/// `\\` for a backslash (the escapes [`escape`] writes).
+pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'\\') => {
+                out.push(b'\\');
+                i += 2;
+            }
+            Some(b'x') => {
+                let hex = s
+                    .get(i + 2..i + 4)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        format!("bad escape at byte {i} of {s:?}: \\x needs two hex digits")
+                    })?;
+                out.push(hex);
+                i += 4;
+            }
+            _ => {
+                return Err(format!(
+                    "bad escape at byte {i} of {s:?}: use \\\\ for a backslash or \\xNN for a byte"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A byte-string command-line argument (a key, a value, a bound), given as escaped text.
+#[derive(Clone, Debug)]
+pub struct BytesArg(pub Vec<u8>);
+
+/// The clap value parser of [`BytesArg`].
+pub fn bytes_arg(s: &str) -> Result<BytesArg, String> {
+    unescape(s).map(BytesArg)
+}
+
+/// Microseconds since the Unix epoch as an RFC 3339 UTC time with microseconds.
+pub fn time_micros(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let frac = micros % 1_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Parses an RFC 3339 UTC time (`2024-05-01T12:00:00Z`, fractional seconds optional, as
+/// printed by [`time_micros`]) into microseconds since the Unix epoch.
+pub fn parse_time(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a UTC time like 2024-05-01T12:00:00.000Z");
+    let body = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, clock) = body.split_once('T').ok_or_else(bad)?;
+    let num = |t: &str| t.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let (secs_part, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let c: Vec<&str> = secs_part.split(':').collect();
+    if d.len() != 3 || c.len() != 3 || frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
+    let (hh, mm, ss) = (num(c[0])?, num(c[1])?, num(c[2])?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return Err(bad());
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    let micros = if frac.is_empty() {
+        0
+    } else {
+        num(&format!("{frac:0<6}"))?
+    };
+    u64::try_from(secs)
+        .ok()
+        .and_then(|s| s.checked_mul(1_000_000))
+        .and_then(|s| s.checked_add(micros as u64))
+        .ok_or_else(|| format!("{s:?} is before 1970"))
+}
+
+/// Parses a duration: a number with a unit, `s`, `m`, `h` or `d` (`90s`, `15m`, `24h`, `7d`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 90s, 15m, 24h or 7d");
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let secs = match unit {
+        's' => Some(n),
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3600),
+        'd' => n.checked_mul(86_400),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// A plain table: a header row and rows, columns padded to their widest cell.
+pub struct Table {
+    headers: Vec<String>,
+    /// Columns aligned to the right (numbers).
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Columns named `headers`; a name starting with `>` is right-aligned (the `>` is dropped).
+    pub fn new(headers: &[&str]) -> Table {
+        Table {
+            headers: headers
+                .iter()
+                .map(|h| h.strip_prefix('>').unwrap_or(h).to_string())
+                .collect(),
+            right: headers.iter().map(|h| h.starts_with('>')).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn print(&self, out: &mut dyn Write, indent: &str) -> io::Result<()> {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &mut dyn Iterator<Item = &str>| -> String {
+            let mut s = String::from(indent);
+            for (i, c) in cells.enumerate() {
+                let w = widths.get(i).copied().unwrap_or(0);
+                let pad = w.saturating_sub(c.chars().count());
+                if i > 0 {
+                    s.push_str("  ");
+                }
+                if self.right.get(i).copied().unwrap_or(false) {
+                    s.extend(std::iter::repeat_n(' ', pad));
+                    s.push_str(c);
+                } else {
+                    s.push_str(c);
+                    s.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            s.trim_end().to_string()
+        };
+        writeln!(
+            out,
+            "{}",
+            line(&mut self.headers.iter().map(String::as_str))
+        )?;
+        for row in &self.rows {
+            writeln!(out, "{}", line(&mut row.iter().map(String::as_str)))?;
+        }
+        Ok(())
+    }
+}
+
+/// `1 run`, `2 runs`: `n` with the singular or the plural.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// [`count`] for nouns whose plural adds an `s`.
+pub fn plural(n: impl Into<u64>, what: &str) -> String {
+    count(n, what, &format!("{what}s"))
+}
+
+/// `a .. b` for a key range.
+pub fn key_range(min: &[u8], max: &[u8]) -> String {
+    format!("{} .. {}", escape(min), escape(max))
+}
+
+/// A ratio with two decimals, or `-` when undefined.
+pub fn ratio(r: f64) -> String {
+    if r == 0.0 || !r.is_finite() {
+        "-".to_string()
+    } else {
+        format!("{r:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips_every_byte_string() {
+        let cases: Vec<Vec<u8>> = vec![
+            b"plain".to_vec(),
+            b"back\\slash".to_vec(),
+            vec![0, 1, 0x7f, 0x80, 0xff, b'\n'],
+            "caf\u{e9} \u{1F600}".as_bytes().to_vec(),
+            vec![0xe2, 0x82], // a cut UTF-8 sequence
+            (0..=255).collect(),
+        ];
+        for c in cases {
+            let s = escape(&c);
+            assert_eq!(unescape(&s).unwrap(), c, "{s}");
+        }
+        assert_eq!(escape(b"a\x00b\\"), "a\\x00b\\\\");
+        assert_eq!(escape("café".as_bytes()), "café");
+        assert!(unescape("\\q").is_err());
+        assert!(unescape("\\x4").is_err());
+        assert!(unescape("tail\\").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(time_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            time_micros(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            time_micros(951_782_400_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn times_parse_back_and_durations_have_units() {
+        for micros in [
+            0,
+            1_700_000_000_123_456,
+            951_782_400_000_000,
+            4_102_444_799_999_999,
+        ] {
+            assert_eq!(parse_time(&time_micros(micros)), Ok(micros));
+        }
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z"),
+            Ok(1_700_000_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.5Z"),
+            Ok(1_700_000_000_500_000)
+        );
+        for bad in [
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T22:13:20",
+            "2023-13-01T00:00:00Z",
+            "x",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86_400);
+        assert!(parse_duration("7").is_err() && parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let mut t = Table::new(&["name", ">size"]);
+        t.row(vec!["a".into(), "1".into()]);
+        t.row(vec!["long".into(), "1000".into()]);
+        let mut out = Vec::new();
+        t.print(&mut out, "").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "name  size\na        1\nlong  1000\n"
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! The backup metadata file: one per backup, `BACKUP-{id:06}` in the backup directory.
+//! Byte layout in `docs/format/backup.md`; all integers little-endian, fixed width.
+//!
+//! ```text
+//! magic "CKVBKUP1" | id u64 | created_micros u64 | flushed_version u64 | next_file_number u64
+//! | copied_runs u32 | copied_bytes u64 | run_count u32 | run*
+//! | history_horizon u64 | times_pruned u32 | mark_count u32 | mark* | crc32 u32
+//! run  := level u32 | file_number u64 | file_size u64 | entry_count u64 | min_version u64
+//!         | max_version u64 | tail_crc u32 | file_crc u32
+//!         | min_key_len u32 | min_key | max_key_len u32 | max_key
+//! mark := version u64 | time_micros u64
+//! ```
+//! The CRC-32 (IEEE) covers every byte before it. Decoding checks the length, the magic and
+//! the CRC before parsing, bounds-checks every field, and never panics: damage is an
+//! `Error::Corruption` naming the file and the offset.
+
+use crate::error::{Error, Result};
+use crate::manifest::RunDesc;
+use chronokv_snapshot::{TimeIndex, Version};
+use std::path::Path;
+
+pub const MAGIC: &[u8; 8] = b"CKVBKUP1";
+/// Bytes before the first run record.
+pub const HEADER_LEN: usize = 8 + 8 * 4 + 4 + 8 + 4;
+/// Bytes of a run record without its keys.
+pub const RUN_FIXED_LEN: usize = 4 + 8 * 5 + 4 + 4 + 4 + 4;
+/// Bytes between the runs and the marks: history_horizon, times_pruned, mark_count.
+pub const TIMES_FIXED_LEN: usize = 8 + 4 + 4;
+/// Bytes of one time mark.
+pub const MARK_LEN: usize = 16;
+const MAX_KEY: usize = 64 << 10;
+const MAX_LEVELS: u32 = crate::manifest::MAX_LEVELS;
+
+/// One run a backup holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRun {
+    /// The run as the database's manifest described it.
+    pub desc: RunDesc,
+    /// The `tail_crc` field of the run's private tail: with the file number and size, it
+    /// names the shared copy (see [`BackupRun::shared_name`]).
+    pub tail_crc: u32,
+    /// CRC-32 of the whole file.
+    pub file_crc: u32,
+}
+
+impl BackupRun {
+    /// The name of the run's copy in the backup directory's `runs/` folder.
+    pub fn shared_name(&self) -> String {
+        shared_name(self.desc.file_number, self.desc.file_size, self.tail_crc)
+    }
+}
+
+/// `{file_number:06}-{file_size}-{tail_crc:08x}.arrow`.
+pub fn shared_name(file_number: u64, file_size: u64, tail_crc: u32) -> String {
+    format!("{file_number:06}-{file_size}-{tail_crc:08x}.arrow")
+}
+
+/// The decoded metadata of one backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupMeta {
+    pub id: u64,
+    pub created_micros: u64,
+    pub flushed_version: Version,
+    pub next_file_number: u64,
+    pub copied_runs: u32,
+    pub copied_bytes: u64,
+    pub runs: Vec<BackupRun>,
+    /// The database's history horizon (manifest tag 8): reads below it may miss versions
+    /// compaction dropped.
+    pub history_horizon: Version,
+    /// The version <-> commit-time index of the backed-up versions (manifest tags 6 and 7),
+    /// so a restored store answers `snapshot_as_of` as the original did.
+    pub times: TimeIndex,
+}
+
+impl BackupMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.runs.len() * 64 + 4);
+        out.extend_from_slice(MAGIC);
+        for v in [
+            self.id,
+            self.created_micros,
+            self.flushed_version.0,
+            self.next_file_number,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.copied_runs.to_le_bytes());
+        out.extend_from_slice(&self.copied_bytes.to_le_bytes());
+        out.extend_from_slice(&(self.runs.len() as u32).to_le_bytes());
+        for r in &self.runs {
+            let d = &r.desc;
+            out.extend_from_slice(&d.level.to_le_bytes());
+            for v in [
+                d.file_number,
+                d.file_size,
+                d.entry_count,
+                d.min_version.0,
+                d.max_version.0,
+            ] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&r.tail_crc.to_le_bytes());
+            out.extend_from_slice(&r.file_crc.to_le_bytes());
+            for k in [&d.min_key, &d.max_key] {
+                out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                out.extend_from_slice(k);
+            }
+        }
+        out.extend_from_slice(&self.history_horizon.0.to_le_bytes());
+        out.extend_from_slice(&u32::from(self.times.is_pruned()).to_le_bytes());
+        let marks = self.times.marks();
+        out.extend_from_slice(&(marks.len() as u32).to_le_bytes());
+        for (v, t) in marks {
+            out.extend_from_slice(&v.0.to_le_bytes());
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes the metadata file `path` holding `bytes`.
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<BackupMeta> {
+        Self::parse(bytes).map_err(|(offset, why)| Error::corruption(path, offset as u64, why))
+    }
+
+    fn parse(bytes: &[u8]) -> Parse<BackupMeta> {
+        let bad = |offset: usize, why: String| (offset, why);
+        let min_len = HEADER_LEN + TIMES_FIXED_LEN + 4;
+        if bytes.len() < min_len {
+            return Err(bad(
+                0,
+                format!(
+                    "backup metadata is {} bytes, shorter than the {min_len}-byte minimum",
+                    bytes.len(),
+                ),
+            ));
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(bad(
+                0,
+                "not a chronokv backup metadata file (bad magic)".into(),
+            ));
+        }
+        let body_len = bytes.len() - 4;
+        let mut stored = [0u8; 4];
+        stored.copy_from_slice(&bytes[body_len..]);
+        if crc32fast::hash(&bytes[..body_len]) != u32::from_le_bytes(stored) {
+            return Err(bad(body_len, "backup metadata checksum mismatch".into()));
+        }
+        let mut r = Reader {
+            buf: &bytes[..body_len],
+            pos: 8,
+        };
+        let mut meta = BackupMeta {
+            id: r.u64()?,
+            created_micros: r.u64()?,
+            flushed_version: Version(r.u64()?),
+            next_file_number: r.u64()?,
+            copied_runs: r.u32()?,
+            copied_bytes: r.u64()?,
+            runs: Vec::new(),
+            history_horizon: Version(0),
+            times: TimeIndex::new(),
+        };
+        let count_at = r.pos;
+        let count = r.u32()? as usize;
+        // Every run record takes at least RUN_FIXED_LEN bytes: a larger count is damage, not
+        // a reason to allocate.
+        if count > (body_len - r.pos - TIMES_FIXED_LEN) / RUN_FIXED_LEN {
+            return Err(bad(
+                count_at,
+                format!("run count {count} does not fit in the file"),
+            ));
+        }
+        meta.runs.reserve(count);
+        for _ in 0..count {
+            let level_at = r.pos;
+            let level = r.u32()?;
+            if level >= MAX_LEVELS {
+                return Err(bad(
+                    level_at,
+                    format!("level {level} is not below {MAX_LEVELS}"),
+                ));
+            }
+            let file_number = r.u64()?;
+            let file_size = r.u64()?;
+            let entry_count = r.u64()?;
+            let min_version = Version(r.u64()?);
+            let max_version = Version(r.u64()?);
+            let tail_crc = r.u32()?;
+            let file_crc = r.u32()?;
+            let min_key = r.key()?;
+            let max_key = r.key()?;
+            meta.runs.push(BackupRun {
+                desc: RunDesc {
+                    level,
+                    file_number,
+                    file_size,
+                    entry_count,
+                    min_version,
+                    max_version,
+                    min_key,
+                    max_key,
+                },
+                tail_crc,
+                file_crc,
+            });
+        }
+        meta.history_horizon = Version(r.u64()?);
+        let pruned_at = r.pos;
+        let pruned = match r.u32()? {
+            0 => false,
+            1 => true,
+            n => return Err(bad(pruned_at, format!("times_pruned is {n}, not 0 or 1"))),
+        };
+        let marks_at = r.pos;
+        let count = r.u32()? as usize;
+        if count > (body_len - r.pos) / MARK_LEN {
+            return Err(bad(
+                marks_at,
+                format!("mark count {count} does not fit in the file"),
+            ));
+        }
+        let mut marks = Vec::with_capacity(count);
+        for _ in 0..count {
+            marks.push((Version(r.u64()?), r.u64()?));
+        }
+        meta.times = TimeIndex::from_marks(marks, pruned).map_err(|e| (marks_at, e.0))?;
+        if r.pos != body_len {
+            return Err(bad(
+                r.pos,
+                format!("{} unexpected bytes after the last mark", body_len - r.pos),
+            ));
+        }
+        Ok(meta)
+    }
+}
+
+type Parse<T> = std::result::Result<T, (usize, String)>;
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Parse<&[u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            return Err((
+                self.pos,
+                format!("backup metadata truncated: needs {n} more bytes"),
+            ));
+        };
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Parse<u32> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Parse<u64> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn key(&mut self) -> Parse<Vec<u8>> {
+        let at = self.pos;
+        let len = self.u32()? as usize;
+        if len > MAX_KEY {
+            return Err((at, format!("key length {len} exceeds {MAX_KEY}")));
+        }
+        Ok(self.take(len)?.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> BackupMeta {
+        BackupMeta {
+            id: 2,
+            created_micros: 1_700_000_000_000_000,
+            flushed_version: Version(42),
+            next_file_number: 9,
+            copied_runs: 1,
+            copied_bytes: 4096,
+            runs: vec![BackupRun {
+                desc: RunDesc {
+                    level: 1,
+                    file_number: 8,
+                    file_size: 4096,
+                    entry_count: 3,
+                    min_version: Version(40),
+                    max_version: Version(42),
+                    min_key: b"a".to_vec(),
+                    max_key: b"zz".to_vec(),
+                },
+                tail_crc: 0xc6ff_41e9,
+                file_crc: 0x0102_0304,
+            }],
+            history_horizon: Version(41),
+            times: TimeIndex::from_marks(vec![(Version(40), 1_700_000_000_000_000)], true).unwrap(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_name() {
+        let m = sample();
+        let bytes = m.encode();
+        assert_eq!(
+            bytes.len(),
+            HEADER_LEN + RUN_FIXED_LEN + 3 + TIMES_FIXED_LEN + MARK_LEN + 4
+        );
+        assert_eq!(BackupMeta::decode(Path::new("B"), &bytes).unwrap(), m);
+        assert_eq!(m.runs[0].shared_name(), "000008-4096-c6ff41e9.arrow");
+        let empty = BackupMeta {
+            runs: Vec::new(),
+            times: TimeIndex::new(),
+            ..sample()
+        };
+        assert_eq!(
+            BackupMeta::decode(Path::new("B"), &empty.encode()).unwrap(),
+            empty
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_the_documented_example() {
+        // docs/format/backup.md shows these bytes; the document follows this test.
+        let hex: Vec<String> = sample()
+            .encode()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let lines: Vec<String> = hex.chunks(16).map(|c| c.join(" ")).collect();
+        assert_eq!(
+            lines.join("\n"),
+            "43 4b 56 42 4b 55 50 31 02 00 00 00 00 00 00 00
+00 40 1e 18 24 0a 06 00 2a 00 00 00 00 00 00 00
+09 00 00 00 00 00 00 00 01 00 00 00 00 10 00 00
+00 00 00 00 01 00 00 00 01 00 00 00 08 00 00 00
+00 00 00 00 00 10 00 00 00 00 00 00 03 00 00 00
+00 00 00 00 28 00 00 00 00 00 00 00 2a 00 00 00
+00 00 00 00 e9 41 ff c6 04 03 02 01 01 00 00 00
+61 02 00 00 00 7a 7a 29 00 00 00 00 00 00 00 01
+00 00 00 01 00 00 00 28 00 00 00 00 00 00 00 00
+40 1e 18 24 0a 06 00 56 b7 1a 96"
+        );
+    }
+
+    #[test]
+    fn damage_is_an_error_with_an_offset_never_a_panic() {
+        let bytes = sample().encode();
+        let path = Path::new("/backups/BACKUP-000002");
+        for cut in 0..bytes.len() {
+            let err = BackupMeta::decode(path, &bytes[..cut]).unwrap_err();
+            assert!(err.is_corruption(), "cut {cut}: {err}");
+            assert!(err.to_string().contains("BACKUP-000002"), "{err}");
+        }
+        for at in 0..bytes.len() {
+            for xor in [0x01, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[at] ^= xor;
+                assert!(BackupMeta::decode(path, &b).is_err(), "flip at {at}");
+            }
+        }
+        // Damage that keeps the checksum valid (a writer bug) is still caught by the parser.
+        let mut huge = sample();
+        huge.runs[0].desc.level = 64;
+        let err = BackupMeta::decode(path, &huge.encode()).unwrap_err();
+        assert!(
+            matches!(err, Error::Corruption { offset, .. } if offset == HEADER_LEN as u64),
+            "{err}"
+        );
+        let mut count = sample().encode();
+        let n = count.len();
+        count[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&u32::MAX.to_le_bytes());
+        let crc = crc32fast::hash(&count[..n - 4]);
+        count[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let err = BackupMeta::decode(path, &count).unwrap_err();
+        assert!(err.to_string().contains("run count"), "{err}");
+    }
+}
