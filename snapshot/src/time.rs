@@ -118,6 +118,10 @@ impl TimeIndex {
     /// The newest version committed at or before `time`, given that `latest` is the newest
     /// committed version. `None` if that version is older than what the index covers.
     pub fn version_at(&self, time: u64, latest: Version) -> Option<Version> {
+        if self.marks.is_empty() {
+            // Nothing is dated: only an empty store can answer (with its empty state).
+            return (latest.0 == 0).then_some(Version(0));
+        }
         let i = self.marks.partition_point(|&(_, t)| t <= time);
         if i == self.marks.len() {
             return Some(latest);
@@ -200,6 +204,13 @@ mod tests {
         assert_eq!(ix.time_of(Version(3)), Some(1000));
         assert_eq!(ix.time_of(Version(4)), Some(3000));
         assert_eq!(ix.time_of(Version(100)), Some(7000));
+    }
+
+    #[test]
+    fn an_empty_index_dates_nothing_but_the_empty_store() {
+        let ix = TimeIndex::new();
+        assert_eq!(ix.version_at(5, Version(0)), Some(Version(0)));
+        assert_eq!(ix.version_at(5, Version(7)), None, "never a silently newer answer");
     }
 
     #[test]
