@@ -210,7 +210,11 @@ mod tests {
     fn an_empty_index_dates_nothing_but_the_empty_store() {
         let ix = TimeIndex::new();
         assert_eq!(ix.version_at(5, Version(0)), Some(Version(0)));
-        assert_eq!(ix.version_at(5, Version(7)), None, "never a silently newer answer");
+        assert_eq!(
+            ix.version_at(5, Version(7)),
+            None,
+            "never a silently newer answer"
+        );
     }
 
     #[test]
