@@ -8,7 +8,8 @@
 //! - [`MemFs`]: an in-memory file system for tests. It keeps file data and directory entries
 //!   apart and remembers what was synced, so the reliability harness can later simulate power
 //!   loss (keep only synced state).
-//! - [`FaultFs`]: wraps any `Vfs` and injects I/O errors into writes and syncs.
+//! - [`FaultFs`]: wraps any `Vfs` and injects I/O errors (EIO, ENOSPC) into writes and syncs,
+//!   or into the N-th mutating call, once or from then on.
 //!
 //! The trait is deliberately small: what a log-structured engine needs and nothing more.
 //! Paths are plain `std::path::Path`s; a `Vfs` never interprets file names.
@@ -22,7 +23,7 @@ mod mem;
 mod real;
 
 pub use crash::CrashMode;
-pub use fault::FaultFs;
+pub use fault::{FaultFs, FaultKind, FaultMode, InjectedFailure, MutatingOp};
 pub use mem::MemFs;
 pub use real::RealFs;
 
