@@ -18,7 +18,7 @@
 use crate::{DirLock, MappedFile, Vfs, WritableFile};
 use parking_lot::Mutex;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -64,12 +64,28 @@ pub enum MutatingOp {
 }
 
 /// A mutating call that failed because of a planned fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectedFailure {
     /// The call's number (1 = the first mutating call).
     pub call: u64,
     pub op: MutatingOp,
     pub kind: FaultKind,
+    /// The name of the thread that made the call, if it has one.
+    pub thread: Option<String>,
+}
+
+/// One mutating call, as [`FaultFs::record_calls`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The call's number (1 = the first mutating call).
+    pub call: u64,
+    pub op: MutatingOp,
+    /// The file or directory (for a rename, the source).
+    pub path: PathBuf,
+    /// The name of the thread that made the call, if it has one.
+    pub thread: Option<String>,
+    /// The error a planned fault returned, if it failed.
+    pub failed: Option<FaultKind>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,24 +104,35 @@ struct Controls {
     mutations: AtomicU64,
     plan: Mutex<Option<Plan>>,
     failures: Mutex<Vec<InjectedFailure>>,
+    recording: AtomicBool,
+    records: Mutex<Vec<CallRecord>>,
 }
 
 impl Controls {
-    /// Counts a mutating call and returns the planned error if it must fail.
-    fn mutate(&self, op: MutatingOp) -> Option<io::Error> {
+    /// Counts a mutating call on `path` and returns the planned error if it must fail.
+    fn mutate(&self, op: MutatingOp, path: &Path) -> Option<io::Error> {
         let call = self.mutations.fetch_add(1, Ordering::SeqCst) + 1;
-        let plan = (*self.plan.lock())?;
-        let hit = match plan.mode {
-            FaultMode::Once => call == plan.at,
-            FaultMode::Forever => call >= plan.at,
-        };
-        if !hit {
-            return None;
+        let plan = *self.plan.lock();
+        let hit = plan.filter(|p| match p.mode {
+            FaultMode::Once => call == p.at,
+            FaultMode::Forever => call >= p.at,
+        });
+        let thread = || std::thread::current().name().map(str::to_owned);
+        if self.recording.load(Ordering::SeqCst) {
+            self.records.lock().push(CallRecord {
+                call,
+                op,
+                path: path.to_path_buf(),
+                thread: thread(),
+                failed: hit.map(|p| p.kind),
+            });
         }
+        let plan = hit?;
         self.failures.lock().push(InjectedFailure {
             call,
             op,
             kind: plan.kind,
+            thread: thread(),
         });
         Some(plan.kind.error())
     }
@@ -173,6 +200,16 @@ impl FaultFs {
     pub fn injected_count(&self) -> usize {
         self.ctl.failures.lock().len()
     }
+
+    /// From now on, keep a record of every mutating call (for debugging a failed run).
+    pub fn record_calls(&self) {
+        self.ctl.recording.store(true, Ordering::SeqCst);
+    }
+
+    /// The mutating calls recorded so far, in order.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.ctl.records.lock().clone()
+    }
 }
 
 fn injected() -> io::Error {
@@ -183,12 +220,13 @@ fn injected() -> io::Error {
 struct FaultFile {
     inner: Box<dyn WritableFile>,
     ctl: Arc<Controls>,
+    path: PathBuf,
 }
 
 impl WritableFile for FaultFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.ctl.writes.fetch_add(1, Ordering::SeqCst);
-        let planned = self.ctl.mutate(MutatingOp::Write);
+        let planned = self.ctl.mutate(MutatingOp::Write, &self.path);
         let switched = self.ctl.fail_writes.load(Ordering::SeqCst);
         if planned.is_some() || switched {
             self.inner.write_all(&buf[..buf.len() / 2])?;
@@ -199,7 +237,7 @@ impl WritableFile for FaultFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.ctl.syncs.fetch_add(1, Ordering::SeqCst);
-        if let Some(e) = self.ctl.mutate(MutatingOp::Sync) {
+        if let Some(e) = self.ctl.mutate(MutatingOp::Sync, &self.path) {
             return Err(e);
         }
         if self.ctl.fail_syncs.load(Ordering::SeqCst) {
@@ -214,8 +252,8 @@ impl WritableFile for FaultFile {
 }
 
 impl FaultFs {
-    fn check(&self, op: MutatingOp) -> io::Result<()> {
-        match self.ctl.mutate(op) {
+    fn check(&self, op: MutatingOp, path: &Path) -> io::Result<()> {
+        match self.ctl.mutate(op, path) {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -224,15 +262,16 @@ impl FaultFs {
 
 impl Vfs for FaultFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.check(MutatingOp::CreateDir)?;
+        self.check(MutatingOp::CreateDir, dir)?;
         self.inner.create_dir_all(dir)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.check(MutatingOp::Create)?;
+        self.check(MutatingOp::Create, path)?;
         let inner = self.inner.create(path)?;
         Ok(Box::new(FaultFile {
             inner,
             ctl: self.ctl.clone(),
+            path: path.to_path_buf(),
         }))
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -248,18 +287,18 @@ impl Vfs for FaultFs {
         self.inner.exists(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(MutatingOp::Rename)?;
+        self.check(MutatingOp::Rename, from)?;
         self.inner.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.check(MutatingOp::Remove)?;
+        self.check(MutatingOp::Remove, path)?;
         self.inner.remove_file(path)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.inner.list(dir)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check(MutatingOp::SyncDir)?;
+        self.check(MutatingOp::SyncDir, dir)?;
         self.inner.sync_dir(dir)
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
@@ -351,26 +390,43 @@ mod tests {
         let err = fs.create(&d.join("f")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         assert!(fs.remove_file(&d.join("nothing")).is_err());
+        let me = std::thread::current().name().map(str::to_owned);
         assert_eq!(
             fs.injected(),
             vec![
                 InjectedFailure {
                     call: 2,
                     op: MutatingOp::Create,
-                    kind: FaultKind::Enospc
+                    kind: FaultKind::Enospc,
+                    thread: me.clone(),
                 },
                 InjectedFailure {
                     call: 3,
                     op: MutatingOp::Remove,
-                    kind: FaultKind::Enospc
+                    kind: FaultKind::Enospc,
+                    thread: me,
                 },
             ]
         );
         fs.clear_fault();
+        fs.record_calls();
         let mut f = fs.create(&d.join("f")).unwrap();
         f.write_all(b"x").unwrap();
         f.sync().unwrap();
         assert_eq!(fs.mutations(), 6);
         assert_eq!(fs.injected_count(), 2);
+        let calls: Vec<(u64, MutatingOp)> = fs.calls().iter().map(|c| (c.call, c.op)).collect();
+        assert_eq!(
+            calls,
+            vec![
+                (4, MutatingOp::Create),
+                (5, MutatingOp::Write),
+                (6, MutatingOp::Sync)
+            ]
+        );
+        assert!(fs
+            .calls()
+            .iter()
+            .all(|c| c.path == d.join("f") && c.failed.is_none()));
     }
 }

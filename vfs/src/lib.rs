@@ -23,7 +23,7 @@ mod mem;
 mod real;
 
 pub use crash::CrashMode;
-pub use fault::{FaultFs, FaultKind, FaultMode, InjectedFailure, MutatingOp};
+pub use fault::{CallRecord, FaultFs, FaultKind, FaultMode, InjectedFailure, MutatingOp};
 pub use mem::MemFs;
 pub use real::RealFs;
 
