@@ -20,23 +20,10 @@
 //! the same seed; the seed reproduces the workload, and a violation prints the seed, the
 //! crash point and the mode.
 
-use crate::Rng;
+use crate::workload::{self, apply, check_recovered, mark_durable, Commit, Script, Step, DIR};
 use chronokv::vfs::{CrashMode, MemFs};
-use chronokv::{CompactionStyle, Db, Durability, Leveled, Options, WriteBatch};
-use std::collections::BTreeMap;
+use chronokv::{Db, Options};
 use std::sync::Arc;
-
-/// What one commit did, for the oracle.
-#[derive(Debug, Clone)]
-struct Commit {
-    /// Version of its last entry.
-    last: u64,
-    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// Mutating calls issued before the commit started.
-    started_at: u64,
-    /// Synced itself, or a completed flush followed it.
-    durable_at: Option<u64>,
-}
 
 /// Figures of a crash run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,33 +52,7 @@ impl Report {
 }
 
 fn options(fs: &MemFs, compaction_threads: usize) -> Options {
-    Options {
-        vfs: Arc::new(fs.clone()),
-        memtable_size: 1 << 10,
-        block_size: 256,
-        max_manifest_bytes: 2 << 10,
-        compaction_threads,
-        compaction: CompactionStyle::Leveled(Leveled {
-            l0_trigger: 2,
-            size_ratio: 4,
-            base_level_bytes: 4 << 10,
-            target_run_size: 2 << 10,
-            max_levels: 4,
-        }),
-        ..Options::default()
-    }
-}
-
-const DIR: &str = "/db";
-
-fn key(rng: &mut Rng) -> Vec<u8> {
-    format!("k{:02}", rng.below(48)).into_bytes()
-}
-
-fn value(rng: &mut Rng) -> Vec<u8> {
-    let len = rng.below(120) as usize;
-    let b = rng.next_u64() as u8;
-    vec![b; len]
+    workload::options(Arc::new(fs.clone()), compaction_threads)
 }
 
 /// Runs the workload of `seed` with `ops` operations; returns the file system (with its
@@ -100,82 +61,35 @@ fn workload(seed: u64, ops: usize) -> Result<(MemFs, Vec<Commit>), String> {
     let fs = MemFs::new();
     fs.record_crash_points();
     let db = Db::open(DIR, options(&fs, 1)).map_err(|e| format!("seed {seed}: open: {e}"))?;
-    let mut rng = Rng::new(seed);
+    let mut script = Script::new(seed);
     let mut log: Vec<Commit> = Vec::new();
     for _ in 0..ops {
         let started_at = fs.mutations();
-        let roll = rng.below(100);
-        if roll < 3 {
-            db.flush().map_err(|e| format!("seed {seed}: flush: {e}"))?;
-            mark_durable(&mut log, fs.mutations());
-            continue;
-        }
-        if roll < 4 {
-            db.compact_range::<&[u8], _>(..)
-                .map_err(|e| format!("seed {seed}: compact: {e}"))?;
-            mark_durable(&mut log, fs.mutations());
-            continue;
-        }
-        let mut batch = WriteBatch::new();
-        let mut entries = Vec::new();
-        let n = if roll < 15 { 1 + rng.below(5) } else { 1 };
-        for _ in 0..n {
-            let k = key(&mut rng);
-            if rng.chance(25) {
-                batch.delete(&k);
-                entries.push((k, None));
-            } else {
-                let v = value(&mut rng);
-                batch.put(&k, &v);
-                entries.push((k, Some(v)));
-            }
-        }
-        let sync = rng.chance(30);
-        let durability = if sync {
-            Durability::Sync
-        } else {
-            Durability::Buffered
+        let step = script.next_step();
+        let what = match step {
+            Step::Flush => "flush",
+            Step::Compact => "compact",
+            Step::Write { .. } => "write",
         };
-        let version = db
-            .write_with(batch, durability)
-            .map_err(|e| format!("seed {seed}: write: {e}"))?;
-        let acked_at = fs.mutations();
-        log.push(Commit {
-            last: version.get(),
-            entries,
-            started_at,
-            durable_at: None,
-        });
-        if sync {
-            mark_durable(&mut log, acked_at);
+        let version = apply(&db, &step).map_err(|e| format!("seed {seed}: {what}: {e}"))?;
+        let done_at = fs.mutations();
+        match (step, version) {
+            (Step::Write { changes, sync }, Some(version)) => {
+                log.push(Commit {
+                    last: version.get(),
+                    changes,
+                    started_at,
+                    durable_at: None,
+                });
+                if sync {
+                    mark_durable(&mut log, done_at);
+                }
+            }
+            _ => mark_durable(&mut log, done_at),
         }
     }
     db.close().map_err(|e| format!("seed {seed}: close: {e}"))?;
     Ok((fs, log))
-}
-
-/// Every commit so far is durable from mutation `at` on.
-fn mark_durable(log: &mut [Commit], at: u64) {
-    for c in log.iter_mut().rev() {
-        if c.durable_at.is_some() {
-            break;
-        }
-        c.durable_at = Some(at);
-    }
-}
-
-/// The contents after applying every commit up to `version`.
-fn model_at(log: &[Commit], version: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for c in log.iter().take_while(|c| c.last <= version) {
-        for (k, v) in &c.entries {
-            match v {
-                Some(v) => m.insert(k.clone(), v.clone()),
-                None => m.remove(k),
-            };
-        }
-    }
-    m
 }
 
 /// Reopens one crash image and checks the oracle; returns the violation, if any.
@@ -184,7 +98,6 @@ fn check(image: &MemFs, log: &[Commit], point: u64) -> Option<String> {
         Ok(db) => db,
         Err(e) => return Some(format!("O: open failed: {e}")),
     };
-    let v = db.latest_version().get();
     // Point `p` is recorded before mutating call `p + 1`: a commit acknowledged when
     // `mutations() == m` happened before every point `p >= m`.
     let floor = log
@@ -199,31 +112,8 @@ fn check(image: &MemFs, log: &[Commit], point: u64) -> Option<String> {
         .map(|c| c.last)
         .max()
         .unwrap_or(0);
-    if v < floor {
-        return Some(format!("D: recovered v{v}, but v{floor} was durable"));
-    }
-    if v > ceiling {
-        return Some(format!("P: recovered v{v}, but only v{ceiling} was issued"));
-    }
-    if v != 0 && !log.iter().any(|c| c.last == v) {
-        return Some(format!("A: recovered v{v} is inside a batch"));
-    }
-    let got: Result<BTreeMap<Vec<u8>, Vec<u8>>, _> = db
-        .scan::<&[u8], _>(..)
-        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect();
-    let got = match got {
-        Ok(g) => g,
-        Err(e) => return Some(format!("O: scan failed: {e}")),
-    };
-    let expect = model_at(log, v);
-    if got != expect {
-        let missing = expect.keys().filter(|k| !got.contains_key(*k)).count();
-        let extra = got.keys().filter(|k| !expect.contains_key(*k)).count();
-        return Some(format!(
-            "P/R: contents differ from the log at v{v} ({missing} missing, {extra} extra, \
-             others changed)"
-        ));
+    if let Some(v) = check_recovered(&db, log, floor, ceiling) {
+        return Some(v);
     }
     if let Err(e) = db.close() {
         return Some(format!("O: close after recovery failed: {e}"));

@@ -2,9 +2,11 @@
 //!
 //! Built so far: [`crash`], simulated power loss at every mutating file-system call of a
 //! seeded workload, in three modes, each crash state reopened and checked against the
-//! oracle. The `chronokv-harness` binary runs it and prints its figures.
+//! oracle. [`workload`] holds the script, configuration and oracle. The `chronokv-harness`
+//! binary runs it and prints its figures.
 
 pub mod crash;
 mod rng;
+pub mod workload;
 
 pub use rng::Rng;
