@@ -1,11 +1,16 @@
 //! chronokv's reliability harness (see `../shared/RELIABILITY.md` for the oracle and goals).
 //!
-//! Built so far: [`crash`], simulated power loss at every mutating file-system call of a
-//! seeded workload, in three modes, each crash state reopened and checked against the
-//! oracle. [`workload`] holds the script, configuration and oracle. The `chronokv-harness`
-//! binary runs it and prints its figures.
+//! Built so far:
+//! - [`crash`] (G1): simulated power loss at every mutating file-system call of a seeded
+//!   workload, in three modes, each crash state reopened and checked against the oracle;
+//! - [`faults`] (G2): EIO and ENOSPC injected at every N-th mutating call of the same
+//!   workload, once or forever, checking fail-stop and recovery.
+//!
+//! [`workload`] holds what both share. The `chronokv-harness` binary runs the stages and
+//! prints their figures.
 
 pub mod crash;
+pub mod faults;
 mod rng;
 pub mod workload;
 

@@ -1,12 +1,20 @@
-//! `chronokv-harness crash [--seeds N] [--first-seed S] [--ops N] [--stride K]`
+//! `chronokv-harness crash|faults [--seeds N] [--first-seed S] [--ops N] [--stride K]`
 //!
-//! Runs the simulated power-loss stage: N seeded workloads of `--ops` operations, every
-//! K-th crash point of each reopened in three modes and checked against the oracle. Prints
-//! one line per seed, every violation with the seed that reproduces it, the figures, and a
-//! last line `N passed, N failed` (crash states). Exits 1 if anything failed.
+//! - `crash`: the simulated power-loss stage (G1): N seeded workloads of `--ops`
+//!   operations, every K-th crash point of each reopened in three modes and checked against
+//!   the oracle.
+//! - `faults`: the I/O-error stage (G2): the same workloads, with EIO and ENOSPC injected at
+//!   every K-th mutating call, once and forever, each run checked for panics, acks after a
+//!   failure, fail-stop, and reopened twice.
+//!
+//! Prints one line per seed, every violation with the seed that reproduces it, the figures,
+//! and a last line `N passed, N failed` (crash states, or fault runs). Exits 1 if anything
+//! failed.
 
-use chronokv_harness::crash::{run_seed, Report};
 use std::time::Instant;
+
+const USAGE: &str =
+    "usage: chronokv-harness crash|faults [--seeds N] [--first-seed S] [--ops N] [--stride K]";
 
 fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     match args.iter().position(|a| a == name) {
@@ -18,34 +26,56 @@ fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
+struct Params {
+    seeds: u64,
+    first: u64,
+    ops: u64,
+    stride: u64,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("crash") {
-        eprintln!(
-            "usage: chronokv-harness crash [--seeds N] [--first-seed S] [--ops N] [--stride K]"
-        );
-        std::process::exit(2);
-    }
-    let parsed = (|| -> Result<(u64, u64, u64, u64), String> {
-        Ok((
-            arg(&args, "--seeds", 4)?,
-            arg(&args, "--first-seed", 1)?,
-            arg(&args, "--ops", 500)?,
-            arg(&args, "--stride", 1)?,
-        ))
-    })();
-    let (seeds, first, ops, stride) = match parsed {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("chronokv-harness: {e}");
+    let stage = args.first().map(String::as_str);
+    let (default_ops, default_stride) = match stage {
+        Some("crash") => (500, 1),
+        Some("faults") => (200, 1),
+        _ => {
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     };
+    let parsed = (|| -> Result<Params, String> {
+        Ok(Params {
+            seeds: arg(&args, "--seeds", 4)?,
+            first: arg(&args, "--first-seed", 1)?,
+            ops: arg(&args, "--ops", default_ops)?,
+            stride: arg(&args, "--stride", default_stride)?,
+        })
+    })();
+    let p = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("chronokv-harness: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let failed = if stage == Some("crash") {
+        crash(&p)
+    } else {
+        faults(&p)
+    };
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+fn crash(p: &Params) -> u64 {
+    use chronokv_harness::crash::{run_seed, Report};
     let start = Instant::now();
     let mut total = Report::default();
-    for seed in first..first + seeds {
+    for seed in p.first..p.first + p.seeds {
         let t = Instant::now();
-        let r = run_seed(seed, ops as usize, stride as usize);
+        let r = run_seed(seed, p.ops as usize, p.stride as usize);
         println!(
             "seed {seed}: {} crash points, {} checked, {} states, {} violations, {:.1} s",
             r.points,
@@ -63,7 +93,7 @@ fn main() {
     println!(
         "crash stage: {} workloads x {} ops, crash states tried {}, crash points covered {}/{} ({:.0}%), violations {}, {:.1} s ({:.2} ms per state)",
         total.workloads,
-        ops,
+        p.ops,
         total.states,
         total.points_checked,
         total.points,
@@ -78,7 +108,61 @@ fn main() {
         total.states.saturating_sub(failed),
         failed
     );
-    if failed > 0 {
-        std::process::exit(1);
+    failed
+}
+
+fn faults(p: &Params) -> u64 {
+    use chronokv_harness::faults::{run_seed, Report};
+    let start = Instant::now();
+    let mut total = Report::default();
+    for seed in p.first..p.first + p.seeds {
+        let t = Instant::now();
+        let r = run_seed(seed, p.ops as usize, p.stride as usize);
+        println!(
+            "seed {seed}: {} mutating calls, {} runs, {} faults injected ({} calls failed), {} acks after failure ({} racing a background failure, at most {} in a run), {} panics, {} failed reopens, {} failed runs, {:.1} s",
+            r.calls,
+            r.runs,
+            r.injected,
+            r.failed_calls,
+            r.acks_after_failure,
+            r.acks_racing_background,
+            r.longest_race,
+            r.panics,
+            r.failed_reopens,
+            r.failed_runs,
+            t.elapsed().as_secs_f64()
+        );
+        for v in &r.violations {
+            println!("  VIOLATION {v}");
+        }
+        total.merge(r);
     }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "faults stage: {} workloads x {} ops, {} mutating calls, a fault at every {}th x {{EIO, ENOSPC}} x {{once, forever}}: {} runs, injected faults {} ({} calls failed), acks after failure {} (not counted: {} racing a background failure, at most {} in a run), panics {}, fail-stop missed {}, reopens {} (failed {}), violations {}, {:.1} s ({:.1} ms per run)",
+        total.workloads,
+        p.ops,
+        total.calls,
+        p.stride,
+        total.runs,
+        total.injected,
+        total.failed_calls,
+        total.acks_after_failure,
+        total.acks_racing_background,
+        total.longest_race,
+        total.panics,
+        total.not_fail_stop,
+        total.reopens,
+        total.failed_reopens,
+        total.violations.len(),
+        secs,
+        1000.0 * secs / total.runs.max(1) as f64,
+    );
+    let failed = total.failed_runs;
+    println!(
+        "{} passed, {} failed",
+        (total.runs + total.workloads).saturating_sub(failed),
+        failed
+    );
+    failed
 }
