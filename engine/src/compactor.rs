@@ -58,6 +58,13 @@ impl Inner {
                 }
             };
             let result = self.run_task(&picked);
+            // Stop writes as soon as the failure is known: `release` may wait for the bg
+            // lock, and writers would be acknowledged meanwhile.
+            if let Err(e) = &result {
+                if !matches!(e, Error::Closed) {
+                    self.mark_poisoned(e);
+                }
+            }
             self.release(&picked);
             match result {
                 Ok(()) => {}
@@ -144,12 +151,10 @@ impl Inner {
             history_horizon,
             ..VersionEdit::default()
         };
-        if let Err(e) = self.install(picked, edit, outputs) {
-            for o in &outcome.outputs {
-                let _ = self.vfs.remove_file(&o.path);
-            }
-            return Err(e);
-        }
+        // A failed install may have written the edit naming the outputs (a failed fsync
+        // does not say whether it is durable), so they stay; the next open removes them if
+        // the manifest it reads does not name them.
+        self.install(picked, edit, outputs)?;
         let c = &self.counters;
         Counters::add(&c.compactions, 1);
         Counters::add(&c.compaction_read, outcome.bytes_read);

@@ -151,15 +151,20 @@ impl Inner {
     /// Stops all writes after a failed write or sync: the kernel may have dropped the data,
     /// so nothing written since the last good sync may be acknowledged.
     pub fn poison(&self, err: &Error) {
+        self.mark_poisoned(err);
+        let _bg = self.bg.lock();
+        self.bg_done.notify_all();
+        self.bg_work.notify_all();
+    }
+
+    /// Sets the poisoned state without waking anyone (so it can be called under any lock;
+    /// the caller then calls [`Inner::poison`] once it holds no lock).
+    pub fn mark_poisoned(&self, err: &Error) {
         let mut reason = self.poison_reason.lock();
         if reason.is_none() {
             *reason = Some(err.to_string());
         }
         self.poisoned.store(true, Ordering::Release);
-        drop(reason);
-        let _bg = self.bg.lock();
-        self.bg_done.notify_all();
-        self.bg_work.notify_all();
     }
 
     /// What a caller waiting on background work must return instead of waiting (on).
@@ -331,7 +336,22 @@ impl Inner {
     /// past `max_manifest_bytes` is then replaced by a fresh one holding a snapshot of the
     /// state (CURRENT is switched atomically; the old file is deleted afterwards, or by the
     /// next open if a crash intervenes).
+    ///
+    /// After a failed append the manifest's tail is unknown (half a frame, or a frame that
+    /// may or may not be durable), so nothing may follow it: a whole frame behind a torn one
+    /// makes the next open see corruption. The failure therefore poisons the database before
+    /// the tree lock is released, and every append checks for poisoning first (a flush or a
+    /// compaction in another thread may be about to append).
     pub fn append_edit(&self, tree: &mut Tree, edit: &VersionEdit) -> Result<()> {
+        self.check_writable()?;
+        let appended = self.append_edit_unchecked(tree, edit);
+        if let Err(e) = &appended {
+            self.mark_poisoned(e);
+        }
+        appended
+    }
+
+    fn append_edit_unchecked(&self, tree: &mut Tree, edit: &VersionEdit) -> Result<()> {
         tree.manifest.append(edit)?;
         tree.state.apply(edit);
         if tree.manifest.delta_len() > self.opts.max_manifest_bytes {
