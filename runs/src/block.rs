@@ -121,7 +121,7 @@ pub fn decode(
         return Err(corrupt("block message beyond the end of the file".into()));
     }
     let msg = file.slice_with_length(off as usize, len as usize);
-    if crc32fast::hash(msg.as_slice()) != entry.crc {
+    if crc32fast::hash(msg.as_slice()) != entry.crc && !crate::checksums_skipped() {
         return Err(corrupt("block checksum mismatch".into()));
     }
     let block = Block::new(off as i64, entry.meta_len as i32, entry.body_len as i64);
@@ -206,3 +206,4 @@ fn check(b: &DecodedBlock, e: &IndexEntry, first: &[u8], last: &[u8]) -> Result<
     }
     Ok(())
 }
+

@@ -19,6 +19,8 @@
 
 mod crash;
 mod fault;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod mem;
 mod real;
 
