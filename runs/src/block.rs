@@ -124,6 +124,7 @@ pub fn decode(
     if crc32fast::hash(msg.as_slice()) != entry.crc && !crate::checksums_skipped() {
         return Err(corrupt("block checksum mismatch".into()));
     }
+    check_buffers(msg.as_slice(), entry.meta_len as usize).map_err(corrupt)?;
     let block = Block::new(off as i64, entry.meta_len as i32, entry.body_len as i64);
     let decoder = FileDecoder::new(schema(), MetadataVersion::V5);
     // The CRC matched, so the bytes are what the writer produced; the unwind guard only
@@ -137,6 +138,55 @@ pub fn decode(
     let b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
     check(&b, entry, first_key, last_key).map_err(corrupt)?;
     Ok(b)
+}
+
+/// A zstd frame of `n` bytes decodes to at most this many times `n` bytes (an RLE block
+/// is 4 bytes for up to 128 KiB).
+const ZSTD_MAX_RATIO: i64 = 32 * 1024;
+
+/// Checks what arrow-ipc's decoder assumes instead of checking (found by fuzzing, G5):
+/// every buffer of the record batch lies inside the message body (it panics otherwise),
+/// and a compressed buffer declares an uncompressed length its bytes can produce (it
+/// allocates the declared length up front). `msg` is the whole message, `meta_len` the
+/// length of its prefix and flatbuffer (the body follows).
+fn check_buffers(msg: &[u8], meta_len: usize) -> Result<(), String> {
+    let fb = match msg.get(..4) {
+        Some(c) if c == crate::framing::CONTINUATION => msg.get(8..),
+        _ => msg.get(4..),
+    }
+    .ok_or("message shorter than its prefix")?;
+    let message = arrow_ipc::root_as_message(fb).map_err(|e| format!("message: {e}"))?;
+    let Some(batch) = message.header_as_record_batch() else {
+        return Ok(()); // the decoder rejects it
+    };
+    let body = msg
+        .get(meta_len..)
+        .ok_or("message shorter than its metadata")?;
+    let compressed = batch.compression().is_some();
+    for b in batch.buffers().iter().flatten() {
+        let (off, len) = (b.offset(), b.length());
+        let data = usize::try_from(off)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(o, l)| body.get(o..o.checked_add(l)?))
+            .ok_or_else(|| {
+                format!(
+                    "buffer of {len} bytes at {off} lies outside the {}-byte body",
+                    body.len()
+                )
+            })?;
+        if let (true, Some(prefix)) = (compressed, data.get(..8)) {
+            let declared = i64::from_le_bytes(prefix.try_into().unwrap_or_default());
+            let most = (data.len() as i64 - 8).saturating_mul(ZSTD_MAX_RATIO);
+            if declared > most {
+                return Err(format!(
+                    "compressed buffer of {} bytes declares {declared} bytes uncompressed",
+                    data.len()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
@@ -207,3 +257,70 @@ fn check(b: &DecodedBlock, e: &IndexEntry, first: &[u8], last: &[u8]) -> Result<
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_ipc::{
+        BodyCompressionBuilder, CompressionType, MessageBuilder, MessageHeader, RecordBatchBuilder,
+    };
+
+    /// A record-batch message (prefix, flatbuffer, `body`) whose one buffer is `buffer`.
+    fn message(buffer: arrow_ipc::Buffer, zstd: bool, body: &[u8]) -> (Vec<u8>, usize) {
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        let buffers = fbb.create_vector(&[buffer]);
+        let compression = zstd.then(|| {
+            let mut c = BodyCompressionBuilder::new(&mut fbb);
+            c.add_codec(CompressionType::ZSTD);
+            c.finish()
+        });
+        let mut rb = RecordBatchBuilder::new(&mut fbb);
+        rb.add_length(1);
+        rb.add_buffers(buffers);
+        if let Some(c) = compression {
+            rb.add_compression(c);
+        }
+        let rb = rb.finish();
+        let mut m = MessageBuilder::new(&mut fbb);
+        m.add_version(MetadataVersion::V5);
+        m.add_header_type(MessageHeader::RecordBatch);
+        m.add_header(rb.as_union_value());
+        m.add_bodyLength(body.len() as i64);
+        let m = m.finish();
+        fbb.finish(m, None);
+        let mut msg = crate::framing::message_prefix(0, fbb.finished_data());
+        let meta_len = msg.len();
+        msg.extend_from_slice(body);
+        (msg, meta_len)
+    }
+
+    #[test]
+    fn buffers_outside_the_body_are_rejected_before_arrow_sees_them() {
+        let body = [0u8; 64];
+        let ok = |off, len| {
+            let (msg, meta) = message(arrow_ipc::Buffer::new(off, len), false, &body);
+            check_buffers(&msg, meta)
+        };
+        assert!(ok(0, 64).is_ok());
+        assert!(ok(8, 56).is_ok());
+        // The fuzzer's case: a length far past the body (arrow's slice panics).
+        assert!(ok(0, 301_989_888).unwrap_err().contains("outside"));
+        assert!(ok(60, 8).is_err());
+        assert!(ok(-1, 8).is_err());
+        assert!(ok(0, -8).is_err());
+        assert!(ok(i64::MAX, i64::MAX).is_err());
+    }
+
+    #[test]
+    fn compressed_buffers_cannot_declare_more_than_zstd_can_produce() {
+        let with_declared = |declared: i64| {
+            let mut body = declared.to_le_bytes().to_vec();
+            body.extend_from_slice(&[0; 24]);
+            let (msg, meta) = message(arrow_ipc::Buffer::new(0, 32), true, &body);
+            check_buffers(&msg, meta)
+        };
+        assert!(with_declared(-1).is_ok()); // stored uncompressed
+        assert!(with_declared(24 * ZSTD_MAX_RATIO).is_ok());
+        // Would make arrow allocate 2^62 bytes up front.
+        assert!(with_declared(1 << 62).unwrap_err().contains("declares"));
+    }
+}
