@@ -144,11 +144,17 @@ pub fn decode(
 /// is 4 bytes for up to 128 KiB).
 const ZSTD_MAX_RATIO: i64 = 32 * 1024;
 
+/// The element width of each buffer of a run block, in schema order (key: validity,
+/// i32 offsets, data; version: validity, u64 values; kind: validity, u8 values; value:
+/// validity, i32 offsets, data); 1 where any length is valid.
+const BUFFER_WIDTHS: [i64; 10] = [1, 4, 1, 1, 8, 1, 1, 1, 4, 1];
+
 /// Checks what arrow-ipc's decoder assumes instead of checking (found by fuzzing, G5):
-/// every buffer of the record batch lies inside the message body (it panics otherwise),
-/// and a compressed buffer declares an uncompressed length its bytes can produce (it
-/// allocates the declared length up front). `msg` is the whole message, `meta_len` the
-/// length of its prefix and flatbuffer (the body follows).
+/// every buffer of the record batch lies inside the message body (it panics otherwise); a
+/// compressed buffer declares an uncompressed length its bytes can produce (it allocates
+/// the declared length up front); a buffer of fixed-width values holds whole values (its
+/// validation panics otherwise). `msg` is the whole message, `meta_len` the length of its
+/// prefix and flatbuffer (the body follows).
 fn check_buffers(msg: &[u8], meta_len: usize) -> Result<(), String> {
     let fb = match msg.get(..4) {
         Some(c) if c == crate::framing::CONTINUATION => msg.get(8..),
@@ -163,7 +169,7 @@ fn check_buffers(msg: &[u8], meta_len: usize) -> Result<(), String> {
         .get(meta_len..)
         .ok_or("message shorter than its metadata")?;
     let compressed = batch.compression().is_some();
-    for b in batch.buffers().iter().flatten() {
+    for (i, b) in batch.buffers().iter().flatten().enumerate() {
         let (off, len) = (b.offset(), b.length());
         let data = usize::try_from(off)
             .ok()
@@ -175,15 +181,32 @@ fn check_buffers(msg: &[u8], meta_len: usize) -> Result<(), String> {
                     body.len()
                 )
             })?;
-        if let (true, Some(prefix)) = (compressed, data.get(..8)) {
-            let declared = i64::from_le_bytes(prefix.try_into().unwrap_or_default());
-            let most = (data.len() as i64 - 8).saturating_mul(ZSTD_MAX_RATIO);
-            if declared > most {
-                return Err(format!(
-                    "compressed buffer of {} bytes declares {declared} bytes uncompressed",
-                    data.len()
-                ));
+        // The length of the values (after decompression); None if arrow rejects it anyway.
+        let values_len = match (compressed, data.get(..8)) {
+            (false, _) => Some(data.len() as i64),
+            (true, None) => None,
+            (true, Some(prefix)) => {
+                let declared = i64::from_le_bytes(prefix.try_into().unwrap_or_default());
+                let most = (data.len() as i64 - 8).saturating_mul(ZSTD_MAX_RATIO);
+                if declared > most {
+                    return Err(format!(
+                        "compressed buffer of {} bytes declares {declared} bytes uncompressed",
+                        data.len()
+                    ));
+                }
+                // -1: stored uncompressed after the prefix.
+                Some(if declared == -1 {
+                    data.len() as i64 - 8
+                } else {
+                    declared
+                })
             }
+        };
+        let width = BUFFER_WIDTHS.get(i).copied().unwrap_or(1);
+        if let Some(n) = values_len.filter(|n| n % width != 0) {
+            return Err(format!(
+                "buffer {i} holds {n} bytes, not a whole number of {width}-byte values"
+            ));
         }
     }
     Ok(())
@@ -308,6 +331,30 @@ mod tests {
         assert!(ok(-1, 8).is_err());
         assert!(ok(0, -8).is_err());
         assert!(ok(i64::MAX, i64::MAX).is_err());
+    }
+
+    #[test]
+    fn fixed_width_buffers_must_hold_whole_values() {
+        // Buffer 1 is the key column's i32 offsets: arrow's validation panicked on 13 bytes.
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        let buffers =
+            fbb.create_vector(&[arrow_ipc::Buffer::new(0, 0), arrow_ipc::Buffer::new(0, 13)]);
+        let mut rb = RecordBatchBuilder::new(&mut fbb);
+        rb.add_length(1);
+        rb.add_buffers(buffers);
+        let rb = rb.finish();
+        let mut m = MessageBuilder::new(&mut fbb);
+        m.add_version(MetadataVersion::V5);
+        m.add_header_type(MessageHeader::RecordBatch);
+        m.add_header(rb.as_union_value());
+        let m = m.finish();
+        fbb.finish(m, None);
+        let mut msg = crate::framing::message_prefix(0, fbb.finished_data());
+        let meta = msg.len();
+        msg.extend_from_slice(&[0; 16]);
+        assert!(check_buffers(&msg, meta)
+            .unwrap_err()
+            .contains("whole number"));
     }
 
     #[test]
