@@ -57,4 +57,6 @@ pub mod internals {
         current as current_manifest, dump as dump_manifest, ManifestDump, ManifestFrame, RunDesc,
         TreeState, VersionEdit,
     };
+    // The manifest decoder, for the fuzz targets (`chronokv-harness`).
+    pub use crate::manifest::read as read_manifest;
 }
