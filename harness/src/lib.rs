@@ -4,13 +4,16 @@
 //! - [`crash`] (G1): simulated power loss at every mutating file-system call of a seeded
 //!   workload, in three modes, each crash state reopened and checked against the oracle;
 //! - [`faults`] (G2): EIO and ENOSPC injected at every N-th mutating call of the same
-//!   workload, once or forever, checking fail-stop and recovery.
+//!   workload, once or forever, checking fail-stop and recovery;
+//! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
+//!   the stable corpus replay test.
 //!
 //! [`workload`] holds what both share. The `chronokv-harness` binary runs the stages and
 //! prints their figures.
 
 pub mod crash;
 pub mod faults;
+pub mod fuzz_targets;
 mod rng;
 pub mod workload;
 
