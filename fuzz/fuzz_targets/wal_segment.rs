@@ -1,0 +1,9 @@
+//! A WAL segment read in every recovery mode; checksums bypassed.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(
+    init: chronokv_vfs::fuzzing::skip_checksums(true),
+    |data: &[u8]| chronokv_harness::fuzz_targets::wal_segment(data)
+);
