@@ -33,6 +33,7 @@ use crate::workload::{self, apply, check_recovered, contents, mark_durable, Comm
 use crate::workload::{Step, DIR};
 use chronokv::{Db, Error};
 use chronokv_vfs::{FaultFs, FaultKind, FaultMode, InjectedFailure, MemFs, MutatingOp};
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
@@ -65,6 +66,8 @@ pub struct Report {
     pub injected: u64,
     /// Calls failed by the injected faults (a fault that lasts forever fails many).
     pub failed_calls: u64,
+    /// Injected faults by the kind of call they hit first.
+    pub by_op: BTreeMap<String, u64>,
     /// Writes or flushes acknowledged after a failure in the writer's thread, or after the
     /// writer saw an error.
     pub acks_after_failure: u64,
@@ -92,6 +95,9 @@ impl Report {
         self.runs += other.runs;
         self.injected += other.injected;
         self.failed_calls += other.failed_calls;
+        for (op, n) in other.by_op {
+            *self.by_op.entry(op).or_default() += n;
+        }
         self.acks_after_failure += other.acks_after_failure;
         self.acks_racing_background += other.acks_racing_background;
         self.longest_race = self.longest_race.max(other.longest_race);
@@ -462,8 +468,9 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
                         continue;
                     }
                 };
-                if !run.failures.is_empty() {
+                if let Some(first) = run.failures.first() {
                     report.injected += 1;
+                    *report.by_op.entry(format!("{:?}", first.op)).or_default() += 1;
                 }
                 report.failed_calls += run.failures.len() as u64;
                 report.acks_after_failure += run.acks_after_failure;

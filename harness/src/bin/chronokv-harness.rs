@@ -158,6 +158,12 @@ fn faults(p: &Params) -> u64 {
         secs,
         1000.0 * secs / total.runs.max(1) as f64,
     );
+    let by_op: Vec<String> = total
+        .by_op
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect();
+    println!("faults injected by call: {}", by_op.join(", "));
     let failed = total.failed_runs;
     println!(
         "{} passed, {} failed",
