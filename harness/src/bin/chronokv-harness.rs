@@ -139,11 +139,15 @@ fn faults(p: &Params) -> u64 {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "faults stage: {} workloads x {} ops, {} mutating calls, a fault at every {}th x {{EIO, ENOSPC}} x {{once, forever}}: {} runs, injected faults {} ({} calls failed), acks after failure {} (not counted: {} racing a background failure, at most {} in a run), panics {}, fail-stop missed {}, reopens {} (failed {}), violations {}, {:.1} s ({:.1} ms per run)",
+        "faults stage: {} workloads x {} ops, {} mutating calls, a fault at {} x {{EIO, ENOSPC}} x {{once, forever}}: {} runs, injected faults {} ({} calls failed), acks after failure {} (not counted: {} racing a background failure, at most {} in a run), panics {}, fail-stop missed {}, reopens {} (failed {}), violations {}, {:.1} s ({:.1} ms per run)",
         total.workloads,
         p.ops,
         total.calls,
-        p.stride,
+        if p.stride == 1 {
+            "every call".to_string()
+        } else {
+            format!("every {}th call", p.stride)
+        },
         total.runs,
         total.injected,
         total.failed_calls,
