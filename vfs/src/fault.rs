@@ -5,7 +5,7 @@
 //! - Switches ([`FaultFs::fail_writes`], [`FaultFs::fail_syncs`]): while on, every file
 //!   write or sync fails with EIO.
 //! - A planned fault ([`FaultFs::inject`]): the N-th *mutating* call (create_dir_all,
-//!   create, write, file sync, rename, remove, directory sync; counted from 1 over the
+//!   create, write, file sync, rename, remove, directory sync, link; counted from 1 over the
 //!   wrapper's life) fails with EIO or ENOSPC, either only that call ([`FaultMode::Once`]) or
 //!   that call and every later mutating call ([`FaultMode::Forever`]).
 //!
@@ -13,7 +13,7 @@
 //! short write followed by the error, as a full disk or a dying device may leave); a failing
 //! sync does not reach the wrapped file system, so nothing it would have made durable is
 //! durable (on `MemFs` the synced length stays where it was); a failing create, rename,
-//! remove or directory sync changes nothing.
+//! remove, link or directory sync changes nothing.
 
 use crate::{DirLock, MappedFile, Vfs, WritableFile};
 use parking_lot::Mutex;
@@ -61,6 +61,7 @@ pub enum MutatingOp {
     Rename,
     Remove,
     SyncDir,
+    Link,
 }
 
 /// A mutating call that failed because of a planned fault.
@@ -305,6 +306,7 @@ impl Vfs for FaultFs {
         self.inner.lock(path)
     }
     fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(MutatingOp::Link, to)?;
         self.inner.link(from, to)
     }
 }
