@@ -146,8 +146,8 @@ const ZSTD_MAX_RATIO: i64 = 32 * 1024;
 
 /// The element width of each buffer of a run block, in schema order (key: validity,
 /// i32 offsets, data; version: validity, u64 values; kind: validity, u8 values; value:
-/// validity, i32 offsets, data); 1 where any length is valid.
-const BUFFER_WIDTHS: [i64; 10] = [1, 4, 1, 1, 8, 1, 1, 1, 4, 1];
+/// validity, i32 offsets, data; time: validity, i64 values); 1 where any length is valid.
+const BUFFER_WIDTHS: [i64; 12] = [1, 4, 1, 1, 8, 1, 1, 1, 4, 1, 1, 8];
 
 /// Checks what arrow-ipc's decoder assumes instead of checking (found by fuzzing, G5):
 /// every buffer of the record batch lies inside the message body (it panics otherwise); a
