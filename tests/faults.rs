@@ -83,6 +83,8 @@ mod rigged {
         pub released: Condvar,
         /// Directory syncs by the compaction thread (one per finished output).
         pub compaction_dir_syncs: AtomicU64,
+        /// Files the compaction thread asked to create (held or not).
+        pub compaction_creates: AtomicU64,
     }
 
     #[derive(Debug, Clone)]
@@ -155,6 +157,7 @@ mod rigged {
         }
         fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
             if in_compaction_thread() {
+                self.ctl.compaction_creates.fetch_add(1, Ordering::SeqCst);
                 let mut held = self.ctl.hold_compaction.lock().unwrap();
                 while *held {
                     held = self.ctl.released.wait(held).unwrap();
@@ -276,6 +279,14 @@ fn no_manifest_edit_is_appended_after_a_failed_one() {
         let mut b = chronokv::WriteBatch::new();
         b.put(format!("k{i:04}"), [b'v'; 40]);
         db.write_with(b, chronokv::Durability::Sync).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs.ctl.compaction_creates.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compaction never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     // ...while the flusher's manifest edit fails half-way, which stops the engine.
     fs.ctl.fail_manifest_write.store(true, Ordering::SeqCst);
