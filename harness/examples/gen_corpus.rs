@@ -73,6 +73,12 @@ fn main() {
             min_log_number: Some(13),
             added: vec![run.clone()],
             deleted: vec![(0, 7), (0, 8)],
+            time_marks: vec![
+                (Version(3), 1_700_000_000_000_000),
+                (Version(60), 1_700_000_000_500_000),
+            ],
+            times_pruned_below: Some(Version(2)),
+            history_horizon: Some(Version(40)),
         },
         VersionEdit {
             deleted: vec![(1, 12)],

@@ -2,7 +2,7 @@
 //!
 //! Per seed, the workload of the crash stage (`workload::Script`) runs once on a
 //! `FaultFs` over a `MemFs` without a fault, to count its mutating calls (create, write,
-//! fsync, rename, unlink, directory sync; `Vfs` has no `set_len`). Then, for every
+//! fsync, rename, unlink, link, directory sync; `Vfs` has no `set_len`). Then, for every
 //! `stride`-th call number N and each of EIO and ENOSPC, once and forever, it runs again
 //! with call N failing, and checks:
 //!
