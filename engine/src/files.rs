@@ -11,9 +11,22 @@
 //! WAL segments, runs and manifests share one counter of file numbers, persisted in the
 //! manifest, so a number is never reused across restarts.
 
+use crate::error::{Error, Result};
+use chronokv_vfs::{DirLock, Vfs};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub const LOCK: &str = "LOCK";
+
+/// Takes the `LOCK` file of `dir`: `Error::Locked` if another holder (a `Db`, a backup
+/// engine, a verification) has it.
+pub fn lock_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn DirLock>> {
+    let path = dir.join(LOCK);
+    vfs.lock(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::Locked { path: path.clone() },
+        _ => Error::io(&path, e),
+    })
+}
 pub const CURRENT: &str = "CURRENT";
 const MANIFEST_PREFIX: &str = "MANIFEST-";
 const RUN_SUFFIX: &str = ".arrow";

@@ -40,13 +40,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         }
         vfs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let lock_path = dir.join(files::LOCK);
-    let lock = vfs.lock(&lock_path).map_err(|e| match e.kind() {
-        io::ErrorKind::WouldBlock => Error::Locked {
-            path: lock_path.clone(),
-        },
-        _ => Error::io(&lock_path, e),
-    })?;
+    let lock = files::lock_dir(vfs.as_ref(), dir)?;
 
     let mut state = match manifest::current(vfs.as_ref(), dir)? {
         Some(path) => manifest::read(vfs.as_ref(), &path)?,

@@ -203,13 +203,7 @@ pub fn verify_dir_with_progress(
             dir.display()
         )));
     }
-    let lock_path = dir.join(files::LOCK);
-    let _lock = vfs.lock(&lock_path).map_err(|e| match e.kind() {
-        io::ErrorKind::WouldBlock => Error::Locked {
-            path: lock_path.clone(),
-        },
-        _ => Error::io(&lock_path, e),
-    })?;
+    let _lock = files::lock_dir(vfs, dir)?;
 
     let mut c = Checker::new(vfs, progress);
     let state = c.read_manifest(dir);

@@ -114,13 +114,7 @@ impl BackupEngine {
                 vfs.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
             }
         }
-        let lock_path = dir.join(files::LOCK);
-        let lock = vfs.lock(&lock_path).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => Error::Locked {
-                path: lock_path.clone(),
-            },
-            _ => Error::io(&lock_path, e),
-        })?;
+        let lock = files::lock_dir(vfs.as_ref(), &dir)?;
         Ok(BackupEngine {
             dir,
             vfs,
