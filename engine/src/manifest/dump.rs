@@ -2,10 +2,9 @@
 //! verification. Applies the same rules as [`super::read`]: a damaged final frame is a torn
 //! tail (reported, not an error), damage followed by a valid frame is corruption.
 
-use super::{TreeState, VersionEdit, MAGIC, MAX_EDIT};
-use crate::error::{Error, Result};
+use super::{walk, TreeState, VersionEdit};
+use crate::error::Result;
 use chronokv_vfs::Vfs;
-use chronokv_wal::envelope;
 use std::path::Path;
 
 /// One frame of a manifest: where it starts, its payload length and the edit it holds.
@@ -33,52 +32,22 @@ pub struct ManifestDump {
 /// Reads every edit of the manifest at `path`. Errors: I/O, a bad magic, damage followed by
 /// a valid frame, or a payload that does not decode (`Error::Corruption` with the offset).
 pub fn dump(vfs: &dyn Vfs, path: &Path) -> Result<ManifestDump> {
-    let bytes = vfs.read(path).map_err(|e| Error::io(path, e))?;
-    if bytes.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
-        return Err(Error::corruption(
-            path,
-            0,
-            "not a chronokv manifest (bad magic)",
-        ));
-    }
-    let mut out = ManifestDump {
-        frames: Vec::new(),
-        torn_tail: None,
-        state: TreeState::default(),
-    };
-    let mut pos = MAGIC.len();
-    while pos < bytes.len() {
-        match envelope::check(&bytes, pos, MAX_EDIT) {
-            Ok(payload) => {
-                let edit = VersionEdit::decode(&bytes[payload.clone()]).map_err(|(at, why)| {
-                    Error::corruption(path, (payload.start + at) as u64, why)
-                })?;
-                out.state.apply(&edit);
-                // As `read` does: the time index is rebuilt from the marks.
-                out.state
-                    .times
-                    .extend(&edit.time_marks)
-                    .map_err(|bad| Error::corruption(path, payload.start as u64, bad.0))?;
-                if let Some(v) = edit.times_pruned_below {
-                    out.state.times.prune_below_version(v);
-                }
-                out.frames.push(ManifestFrame {
-                    offset: pos as u64,
-                    len: payload.len() as u32,
-                    edit,
-                });
-                pos = payload.end;
-            }
-            Err(why) => {
-                if (pos + 1..bytes.len()).any(|p| envelope::check(&bytes, p, MAX_EDIT).is_ok()) {
-                    return Err(Error::corruption(path, pos as u64, why));
-                }
-                out.torn_tail = Some((pos as u64, why));
-                break;
-            }
-        }
-    }
-    Ok(out)
+    let mut frames = Vec::new();
+    let mut state = TreeState::default();
+    let torn_tail = walk(vfs, path, |offset, payload, edit| {
+        state.replay(&edit, path, payload.start as u64)?;
+        frames.push(ManifestFrame {
+            offset,
+            len: payload.len() as u32,
+            edit,
+        });
+        Ok(())
+    })?;
+    Ok(ManifestDump {
+        frames,
+        torn_tail,
+        state,
+    })
 }
 
 #[cfg(test)]

@@ -85,8 +85,16 @@ impl TreeState {
     }
 }
 
-/// Reads a manifest file into the tree state it describes.
-pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<TreeState> {
+/// Decodes the manifest at `path` edit by edit, calling `on_edit(frame offset, payload byte
+/// range, edit)` for each, in order. Returns where a torn final append starts and why it
+/// was rejected, if there is one. A torn final append is normal after a crash (it never
+/// took effect); damage followed by a valid frame, a bad magic or a payload that does not
+/// decode is `Error::Corruption` with the offset.
+fn walk(
+    vfs: &dyn Vfs,
+    path: &Path,
+    mut on_edit: impl FnMut(u64, std::ops::Range<usize>, VersionEdit) -> Result<()>,
+) -> Result<Option<(u64, String)>> {
     let bytes = vfs.read(path).map_err(|e| Error::io(path, e))?;
     if bytes.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
         return Err(Error::corruption(
@@ -95,37 +103,48 @@ pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<TreeState> {
             "not a chronokv manifest (bad magic)",
         ));
     }
-    let mut state = TreeState::default();
     let mut pos = MAGIC.len();
-    loop {
-        if pos == bytes.len() {
-            break;
-        }
+    while pos < bytes.len() {
         match envelope::check(&bytes, pos, MAX_EDIT) {
             Ok(payload) => {
                 let edit = VersionEdit::decode(&bytes[payload.clone()]).map_err(|(at, why)| {
                     Error::corruption(path, (payload.start + at) as u64, why)
                 })?;
-                state.apply(&edit);
-                state
-                    .times
-                    .extend(&edit.time_marks)
-                    .map_err(|bad| Error::corruption(path, payload.start as u64, bad.0))?;
-                if let Some(v) = edit.times_pruned_below {
-                    state.times.prune_below_version(v);
-                }
+                on_edit(pos as u64, payload.clone(), edit)?;
                 pos = payload.end;
             }
             Err(why) => {
-                // A torn final append is normal after a crash; damage before a valid frame
-                // is not.
                 if (pos + 1..bytes.len()).any(|p| envelope::check(&bytes, p, MAX_EDIT).is_ok()) {
                     return Err(Error::corruption(path, pos as u64, why));
                 }
-                break;
+                return Ok(Some((pos as u64, why)));
             }
         }
     }
+    Ok(None)
+}
+
+impl TreeState {
+    /// Applies one edit read from the manifest at `path` (its payload at `offset`): the tree
+    /// and the time index it carries.
+    fn replay(&mut self, edit: &VersionEdit, path: &Path, offset: u64) -> Result<()> {
+        self.apply(edit);
+        self.times
+            .extend(&edit.time_marks)
+            .map_err(|bad| Error::corruption(path, offset, bad.0))?;
+        if let Some(v) = edit.times_pruned_below {
+            self.times.prune_below_version(v);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a manifest file into the tree state it describes.
+pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<TreeState> {
+    let mut state = TreeState::default();
+    walk(vfs, path, |_, payload, edit| {
+        state.replay(&edit, path, payload.start as u64)
+    })?;
     Ok(state)
 }
 
