@@ -20,14 +20,8 @@ fn show(v: Option<chronokv::Bytes>) -> String {
         format!("{:?}", String::from_utf8_lossy(&b))
     })
 }
-
-fn key(i: u64) -> [u8; 16] {
-    // 16-byte keys in a scattered order: the write path sees random inserts.
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
-    k[8..].copy_from_slice(&i.to_be_bytes());
-    k
-}
+mod common;
+use common::key;
 
 fn value(i: u64) -> Vec<u8> {
     let mut v = format!("value-{i:010}-").into_bytes();
