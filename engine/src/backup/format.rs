@@ -15,7 +15,7 @@
 //! `Error::Corruption` naming the file and the offset.
 
 use crate::error::{Error, Result};
-use crate::manifest::RunDesc;
+use crate::manifest::{Reader, RunDesc};
 use chronokv_snapshot::{TimeIndex, Version};
 use std::path::Path;
 
@@ -28,8 +28,6 @@ pub const RUN_FIXED_LEN: usize = 4 + 8 * 5 + 4 + 4 + 4 + 4;
 pub const TIMES_FIXED_LEN: usize = 8 + 4 + 4;
 /// Bytes of one time mark.
 pub const MARK_LEN: usize = 16;
-const MAX_KEY: usize = 64 << 10;
-const MAX_LEVELS: u32 = crate::manifest::MAX_LEVELS;
 
 /// One run a backup holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +123,7 @@ impl BackupMeta {
         Self::parse(bytes).map_err(|(offset, why)| Error::corruption(path, offset as u64, why))
     }
 
-    fn parse(bytes: &[u8]) -> Parse<BackupMeta> {
+    fn parse(bytes: &[u8]) -> std::result::Result<BackupMeta, (usize, String)> {
         let bad = |offset: usize, why: String| (offset, why);
         let min_len = HEADER_LEN + TIMES_FIXED_LEN + 4;
         if bytes.len() < min_len {
@@ -149,10 +147,7 @@ impl BackupMeta {
         if crc32fast::hash(&bytes[..body_len]) != u32::from_le_bytes(stored) {
             return Err(bad(body_len, "backup metadata checksum mismatch".into()));
         }
-        let mut r = Reader {
-            buf: &bytes[..body_len],
-            pos: 8,
-        };
+        let mut r = Reader::new(&bytes[..body_len], 8, "backup metadata");
         let mut meta = BackupMeta {
             id: r.u64()?,
             created_micros: r.u64()?,
@@ -176,14 +171,7 @@ impl BackupMeta {
         }
         meta.runs.reserve(count);
         for _ in 0..count {
-            let level_at = r.pos;
-            let level = r.u32()?;
-            if level >= MAX_LEVELS {
-                return Err(bad(
-                    level_at,
-                    format!("level {level} is not below {MAX_LEVELS}"),
-                ));
-            }
+            let level = r.level()?;
             let file_number = r.u64()?;
             let file_size = r.u64()?;
             let entry_count = r.u64()?;
@@ -235,49 +223,6 @@ impl BackupMeta {
             ));
         }
         Ok(meta)
-    }
-}
-
-type Parse<T> = std::result::Result<T, (usize, String)>;
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Parse<&[u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        let Some(end) = end else {
-            return Err((
-                self.pos,
-                format!("backup metadata truncated: needs {n} more bytes"),
-            ));
-        };
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn u32(&mut self) -> Parse<u32> {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn u64(&mut self) -> Parse<u64> {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn key(&mut self) -> Parse<Vec<u8>> {
-        let at = self.pos;
-        let len = self.u32()? as usize;
-        if len > MAX_KEY {
-            return Err((at, format!("key length {len} exceeds {MAX_KEY}")));
-        }
-        Ok(self.take(len)?.to_vec())
     }
 }
 

@@ -134,7 +134,7 @@ impl VersionEdit {
 
     /// Decodes an edit; the error says what was wrong and at which offset of `buf`.
     pub fn decode(buf: &[u8]) -> Result<VersionEdit, (usize, String)> {
-        let mut r = Reader { buf, pos: 0 };
+        let mut r = Reader::new(buf, 0, "edit");
         let mut edit = VersionEdit::default();
         while r.pos < buf.len() {
             let at = r.pos;
@@ -174,39 +174,50 @@ impl VersionEdit {
     }
 }
 
-struct Reader<'a> {
+/// A bounds-checked little-endian reader over a record: every read that runs past the end
+/// is an error `(offset, reason)`, never a panic. The manifest and backup metadata share it.
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
-    pos: usize,
+    pub(crate) pos: usize,
+    /// What is being read, for the truncation message ("edit", "backup metadata").
+    what: &'static str,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], (usize, String)> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8], pos: usize, what: &'static str) -> Self {
+        Reader { buf, pos, what }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], (usize, String)> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let Some(end) = end else {
-            return Err((self.pos, format!("edit truncated: needs {n} more bytes")));
+            return Err((
+                self.pos,
+                format!("{} truncated: needs {n} more bytes", self.what),
+            ));
         };
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
     }
 
-    fn u8(&mut self) -> Result<u8, (usize, String)> {
+    pub(crate) fn u8(&mut self) -> Result<u8, (usize, String)> {
         Ok(self.take(1)?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, (usize, String)> {
+    pub(crate) fn u32(&mut self) -> Result<u32, (usize, String)> {
         let mut b = [0u8; 4];
         b.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(b))
     }
 
-    fn u64(&mut self) -> Result<u64, (usize, String)> {
+    pub(crate) fn u64(&mut self) -> Result<u64, (usize, String)> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
     }
 
-    fn level(&mut self) -> Result<u32, (usize, String)> {
+    pub(crate) fn level(&mut self) -> Result<u32, (usize, String)> {
         let at = self.pos;
         let level = self.u32()?;
         if level >= MAX_LEVELS {
@@ -215,7 +226,7 @@ impl Reader<'_> {
         Ok(level)
     }
 
-    fn key(&mut self) -> Result<Vec<u8>, (usize, String)> {
+    pub(crate) fn key(&mut self) -> Result<Vec<u8>, (usize, String)> {
         let at = self.pos;
         let len = self.u32()? as usize;
         if len > MAX_KEY {

@@ -15,7 +15,7 @@ mod dump;
 mod edit;
 
 pub use dump::{dump, ManifestDump, ManifestFrame};
-pub use edit::MAX_LEVELS;
+pub(crate) use edit::Reader;
 pub use edit::{RunDesc, VersionEdit};
 
 use crate::error::{Error, Result};
