@@ -3,12 +3,14 @@
 use crate::error::{CliError, Result};
 use crate::fmt::{count, escape, plural};
 use crate::Ctx;
-use chronokv::{Db, Options, WriteBatch};
+use chronokv::{Db, Options, Version, WriteBatch};
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 const USERS: u32 = 2000;
 const PLANS: [&str; 3] = ["free", "pro", "team"];
+const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 fn user(i: u32) -> (String, String) {
     (
@@ -46,6 +48,8 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
         Options {
             // Small memtables, so that a small demo already has several runs and compacts.
             memtable_size: 64 << 10,
+            // Keep a day of history, so step 5 can travel back even after compaction.
+            history_retention: Some(RETENTION),
             ..Options::default()
         },
     )?;
@@ -72,9 +76,16 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
         first.unwrap_or(1),
         db.latest_version()
     )?;
+    let loaded = db.latest_version();
+    // Commit times have millisecond resolution: step past the last load commit's
+    // millisecond so the moment recorded below falls between the load and the updates.
+    std::thread::sleep(Duration::from_millis(2));
+    let after_load = SystemTime::now();
+    std::thread::sleep(Duration::from_millis(2));
 
     writeln!(out, "\n== 2. updates and deletes")?;
     let v = db.put("user:0042", "{\"name\":\"Ada\",\"plan\":\"team\"}")?;
+    let ada = v;
     writeln!(
         out,
         "put user:0042 = {{\"name\":\"Ada\",\"plan\":\"team\"}}  -> {v}"
@@ -118,13 +129,9 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
         writeln!(out, "  {}  {}", escape(&k), escape(&v))?;
     }
 
-    // ---------------------------------------------------------------------------------
-    // TIME TRAVEL (to be added with the time-travel issue): read the store as of an
-    // earlier version or time (`snapshot_at`), show `history` of user:0042 and the
-    // change feed between two versions. Keep the numbering: this becomes step 5.
-    // ---------------------------------------------------------------------------------
+    time_travel(out, &db, loaded, ada, after_load)?;
 
-    writeln!(out, "\n== 5. flush and compact")?;
+    writeln!(out, "\n== 6. flush and compact")?;
     db.flush()?;
     let shape = |db: &Db| {
         let mut parts = Vec::new();
@@ -154,8 +161,13 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
         plural(stats.versions_dropped, "overwritten or deleted version"),
         plural(stats.tombstones_dropped, "tombstone")
     )?;
+    writeln!(
+        out,
+        "history is retained for a day, so the past survives compaction: as of {loaded}, user:0042 = {}",
+        shown(db.snapshot_at(loaded)?.get("user:0042")?.as_deref())
+    )?;
 
-    writeln!(out, "\n== 6. verify (every block, the manifest, the WAL)")?;
+    writeln!(out, "\n== 7. verify (every block, the manifest, the WAL)")?;
     let report = db.verify()?;
     writeln!(
         out,
@@ -170,7 +182,7 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
         }
     )?;
 
-    writeln!(out, "\n== 7. inspect")?;
+    writeln!(out, "\n== 8. inspect")?;
     crate::inspect::inspect(ctx, out, &db, true)?;
     db.close()?;
 
@@ -178,6 +190,11 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
     writeln!(out, "\nTry next:")?;
     for cmd in [
         format!("chronokv --db {p} scan --prefix order:"),
+        format!("chronokv --db {p} --history-retention 1d history user:0042"),
+        format!(
+            "chronokv --db {p} --history-retention 1d get user:0042 --version {}",
+            loaded.get()
+        ),
         format!("chronokv --db {p} inspect --json"),
         format!("chronokv --db {p} dump-manifest"),
         format!("chronokv --db {p} verify"),
@@ -186,4 +203,74 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
         writeln!(out, "  {cmd}")?;
     }
     Ok(())
+}
+
+/// Step 5: the same store read as it was, one key's versions and the change feed.
+fn time_travel(
+    out: &mut dyn Write,
+    db: &Db,
+    loaded: Version,
+    ada: Version,
+    after_load: SystemTime,
+) -> Result<()> {
+    writeln!(
+        out,
+        "\n== 5. time travel: every commit is a version with a time"
+    )?;
+    let now = db.get("user:0042")?;
+    writeln!(
+        out,
+        "now:                  user:0042 = {}",
+        shown(now.as_deref())
+    )?;
+    let then = db.snapshot_at(loaded)?;
+    writeln!(
+        out,
+        "as of {loaded}:          user:0042 = {}, user:0005 = {}",
+        shown(then.get("user:0042")?.as_deref()),
+        shown(then.get("user:0005")?.as_deref())
+    )?;
+    let moment = db.snapshot_as_of(after_load)?;
+    writeln!(
+        out,
+        "as of a moment between the load and the updates: resolves to {}, user:0005 = {}",
+        moment.version(),
+        shown(moment.get("user:0005")?.as_deref())
+    )?;
+    writeln!(out, "history user:0042 (newest first):")?;
+    let start = db.history("user:0001")?.last().map(|h| h.time);
+    for h in db.history("user:0042")? {
+        let offset = start
+            .and_then(|s| h.time.duration_since(s).ok())
+            .map_or(0, |d| d.as_millis());
+        writeln!(
+            out,
+            "  {}  +{offset} ms  {}",
+            h.version,
+            shown(h.value.as_deref())
+        )?;
+    }
+    let changes = db.changes(ada..)?;
+    let deletes = changes.iter().filter(|c| c.value.is_none()).count();
+    writeln!(
+        out,
+        "change feed since {ada}: {} ({} puts, {deletes} deletes); the first three:",
+        plural(changes.len() as u64, "change"),
+        changes.len() - deletes
+    )?;
+    for c in changes.iter().take(3) {
+        writeln!(
+            out,
+            "  {}  {}  {}",
+            c.version,
+            escape(&c.key),
+            shown(c.value.as_deref())
+        )?;
+    }
+    Ok(())
+}
+
+/// A value, or how a missing one reads in the demo.
+fn shown(value: Option<&[u8]>) -> String {
+    value.map_or_else(|| "(absent)".to_string(), escape)
 }

@@ -438,11 +438,27 @@ fn demo_builds_the_sample_store_and_rebuilds_it_on_every_run() {
         for step in [
             "== 1. writes",
             "== 3. an atomic batch",
-            "== 6. verify",
-            "== 7. inspect",
+            "== 5. time travel",
+            "== 7. verify",
+            "== 8. inspect",
         ] {
             assert!(out.contains(step), "{out}");
         }
+        // Time travel reads the state before the updates, before and after compaction.
+        let before = r#"user:0042 = {"name":"user 42","plan":"free"}"#;
+        assert!(
+            out.contains(&format!("as of v2000:          {before}")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("survives compaction: as of v2000, {before}")),
+            "{out}"
+        );
+        assert!(out.contains("resolves to v2000, user:0005 = {"), "{out}");
+        assert!(
+            out.contains("change feed since v2001: 204 changes (3 puts, 201 deletes)"),
+            "{out}"
+        );
         assert!(
             out.contains("get user:0005  = (not found: deleted)"),
             "{out}"
@@ -454,6 +470,17 @@ fn demo_builds_the_sample_store_and_rebuilds_it_on_every_run() {
         "98\n"
     );
     ok(d, &["--db", "chronokv-demo", "verify"]);
+    // The demo's "Try next" time-travel commands work on the store it leaves.
+    let at = ["--db", "chronokv-demo", "--history-retention", "1d"];
+    let history = ok(d, &[&at[..], &["history", "user:0042"]].concat());
+    assert_eq!(history.lines().count(), 2 + 1, "{history}");
+    assert_eq!(
+        ok(
+            d,
+            &[&at[..], &["get", "user:0042", "--version", "2000"]].concat()
+        ),
+        "{\"name\":\"user 42\",\"plan\":\"free\"}\n"
+    );
     write(d, "precious.txt", "not a store");
     std::fs::create_dir(d.join("mine")).unwrap();
     std::fs::rename(d.join("precious.txt"), d.join("mine/precious.txt")).unwrap();
