@@ -97,7 +97,7 @@ pub(crate) fn range_iter(
         if empty {
             return Ok(Vec::new());
         }
-        Ok(view.sources(&lo, &hi))
+        Ok(view.sources_at(&lo, &hi, Some(version)))
     };
     Iter {
         scan: Scan::new(Box::new(factory), version),

@@ -257,7 +257,7 @@ impl Snapshot {
         let sources = if crate::db::is_empty_range(&lo, &hi) {
             Vec::new()
         } else {
-            view.sources(&lo, &hi)
+            view.sources_at(&lo, &hi, Some(self.version))
         };
         chronokv_snapshot::VisibleEntries::new(sources, self.version)
     }

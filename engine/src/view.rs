@@ -214,9 +214,22 @@ impl View {
     /// may hold keys in the range. The caller keeps this view alive while it reads them
     /// (`Db::scan` holds it in the scan's source factory), which keeps the runs' files.
     pub fn sources(&self, lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> Vec<Source<Error>> {
+        self.sources_at(lo, hi, None)
+    }
+
+    /// Like [`View::sources`], for a read at `snapshot`: the memtables yield only each
+    /// key's newest version visible there (see `Memtable::range_at`).
+    pub fn sources_at(
+        &self,
+        lo: &Bound<Bytes>,
+        hi: &Bound<Bytes>,
+        snapshot: Option<Version>,
+    ) -> Vec<Source<Error>> {
         let mut out: Vec<Source<Error>> = Vec::with_capacity(1 + self.immutables.len());
         for mem in self.memtables() {
-            out.push(Box::new(mem.range(lo.clone(), hi.clone()).map(Ok)));
+            out.push(Box::new(
+                mem.range_at(lo.clone(), hi.clone(), snapshot).map(Ok),
+            ));
         }
         for (_, run) in self.runs().filter(|(_, r)| r.overlaps(lo, hi)) {
             out.push(Box::new(
