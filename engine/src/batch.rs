@@ -11,6 +11,26 @@ pub struct WriteBatch {
     invalid: Option<String>,
 }
 
+/// Why a key or value of these sizes cannot be written, if it cannot.
+fn size_problem(key_len: usize, value_len: usize) -> Result<(), String> {
+    if key_len > MAX_KEY_LEN {
+        Err(format!(
+            "key of {key_len} bytes exceeds the {MAX_KEY_LEN}-byte limit"
+        ))
+    } else if value_len > MAX_VALUE_LEN {
+        Err(format!(
+            "value of {value_len} bytes exceeds the {MAX_VALUE_LEN}-byte limit"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Fails with `InvalidArgument` when a key or value of these sizes cannot be written.
+pub(crate) fn check_sizes(key_len: usize, value_len: usize) -> crate::Result<()> {
+    size_problem(key_len, value_len).map_err(crate::Error::InvalidArgument)
+}
+
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
@@ -21,15 +41,8 @@ impl WriteBatch {
         if self.invalid.is_some() {
             return false;
         }
-        if key.len() > MAX_KEY_LEN {
-            self.invalid = Some(format!(
-                "key of {} bytes exceeds the {MAX_KEY_LEN}-byte limit",
-                key.len()
-            ));
-        } else if value_len > MAX_VALUE_LEN {
-            self.invalid = Some(format!(
-                "value of {value_len} bytes exceeds the {MAX_VALUE_LEN}-byte limit"
-            ));
+        if let Err(why) = size_problem(key.len(), value_len) {
+            self.invalid = Some(why);
         }
         self.invalid.is_none()
     }
@@ -73,6 +86,14 @@ impl WriteBatch {
             Some(why) => Err(crate::Error::InvalidArgument(why.clone())),
             None => Ok(()),
         }
+    }
+
+    /// The keys of the entries, in batch order (repeats included).
+    pub(crate) fn keys(&self) -> Vec<bytes::Bytes> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.ok().map(|(_, key, _)| bytes::Bytes::copy_from_slice(key)))
+            .collect()
     }
 
     pub(crate) fn encoded_len(&self) -> usize {

@@ -6,6 +6,12 @@
 //! visible version. Followers sleep until the leader hands them their result. Only one
 //! leader runs at a time, so versions are published in order and a batch becomes visible
 //! all at once.
+//!
+//! A transaction's batch carries a [`TxnCheck`]: the leader validates it against the
+//! conflict tracker right before assigning versions, in commit order, so the check sees
+//! every commit before it, those earlier in the same group included. While transactions
+//! are open the leader records every batch's keys in the tracker (see
+//! `chronokv_snapshot::conflict`, and `txn` for why a transaction may have to wait).
 
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
@@ -13,7 +19,7 @@ use crate::inner::Inner;
 use crate::options::Durability;
 use crate::stats::Counters;
 use bytes::Bytes;
-use chronokv_snapshot::{to_commit_time, Version};
+use chronokv_snapshot::{to_commit_time, Conflict, ConflictTracker, ReadSet, Version};
 use chronokv_wal::RecordRef;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -27,7 +33,41 @@ const GROUP_BYTES: usize = 4 << 20;
 struct Slot {
     batch: WriteBatch,
     sync: bool,
+    check: Option<TxnCheck>,
     result: Mutex<Option<Result<Version>>>,
+}
+
+/// What a transaction's commit must validate: nothing it read (serializable) or wrote
+/// (snapshot isolation) was written by a commit newer than `start`.
+pub struct TxnCheck {
+    pub start: Version,
+    pub reads: Option<ReadSet>,
+    pub writes: Vec<Bytes>,
+}
+
+impl TxnCheck {
+    fn validate(&self, tracker: &ConflictTracker) -> Result<()> {
+        let checked = match &self.reads {
+            Some(reads) => tracker.check_reads(self.start, reads),
+            None => tracker.check_writes(self.start, &self.writes),
+        };
+        checked.map_err(|c| conflict_error(self.start, c))
+    }
+}
+
+fn conflict_error(start: Version, c: Conflict) -> Error {
+    let reason = match c {
+        Conflict::Key { key, version } => format!(
+            "key {} was written at {version}, after this transaction's snapshot at {start}",
+            crate::error::show_key(&key)
+        ),
+        Conflict::Forgotten { forgotten } => format!(
+            "this transaction's snapshot at {start} is older than the conflict tracker's \
+             memory (commits up to {forgotten} were dropped to stay within \
+             Options::transaction_conflict_memory)"
+        ),
+    };
+    Error::Conflict { reason }
 }
 
 #[derive(Default)]
@@ -50,12 +90,14 @@ impl CommitQueue {
         inner: &Inner,
         batch: WriteBatch,
         durability: Durability,
+        check: Option<TxnCheck>,
     ) -> Result<Version> {
         batch.validate()?;
         inner.check_writable()?;
         let me = Arc::new(Slot {
             batch,
             sync: durability == Durability::Sync,
+            check,
             result: Mutex::new(None),
         });
         let mut q = self.state.lock();
@@ -86,9 +128,10 @@ impl CommitQueue {
             .throttle(bytes)
             .and_then(|()| commit_group(inner, &group));
         let mut q = self.state.lock();
+        let mut outcome = outcome.map(Vec::into_iter);
         for (i, slot) in group.iter().enumerate() {
-            let r = match &outcome {
-                Ok(versions) => Ok(versions[i]),
+            let r = match &mut outcome {
+                Ok(results) => results.next().unwrap_or(Err(Error::Closed)),
                 Err(e) if i == 0 => Err(clone_for_leader(e)),
                 Err(e) => Err(Error::Poisoned {
                     reason: e.to_string(),
@@ -137,8 +180,8 @@ fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-/// Logs, applies and publishes one group; returns each batch's version.
-fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
+/// Logs, applies and publishes one group; returns each batch's version, or its conflict.
+fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version>>> {
     let mut wal = inner.wal.lock();
     inner.check_writable()?;
     if inner.current_view().active.approx_bytes() >= inner.opts.memtable_size {
@@ -147,22 +190,37 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
     // Commit times never go back, even if the clock does (see `chronokv_snapshot::time`).
     let micros = to_commit_time(now_micros()).max(wal.last_time);
     let mut next = wal.last_version + 1;
-    let mut versions = Vec::with_capacity(group.len());
+    let mut results = Vec::with_capacity(group.len());
     let mut records = Vec::with_capacity(group.len());
-    for slot in group {
-        let count = u64::from(slot.batch.entries.count());
-        if count > 0 {
-            records.push(RecordRef {
-                first_version: Version(next),
-                commit_micros: micros,
-                entries: &slot.batch.entries,
-            });
+    let mut unrecorded = false;
+    {
+        let mut txns = inner.txns.lock();
+        for slot in group {
+            if let Some(Err(conflict)) = slot.check.as_ref().map(|c| c.validate(&txns)) {
+                results.push(Err(conflict));
+                continue;
+            }
+            let count = u64::from(slot.batch.entries.count());
+            if count > 0 {
+                records.push(RecordRef {
+                    first_version: Version(next),
+                    commit_micros: micros,
+                    entries: &slot.batch.entries,
+                });
+                let last = Version(next + count - 1);
+                if txns.is_tracking() {
+                    txns.record(last, slot.batch.keys());
+                } else {
+                    txns.skip(last);
+                    unrecorded = true;
+                }
+            }
+            next += count;
+            results.push(Ok(Version(next - 1)));
         }
-        next += count;
-        versions.push(Version(next - 1));
     }
     if records.is_empty() {
-        return Ok(versions);
+        return Ok(results);
     }
     let wal_before = wal.writer.len();
     let logged = wal.writer.append(&records).and_then(|()| {
@@ -175,6 +233,13 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
     if let Err(e) = logged {
         let e = Error::from(e);
         inner.poison(&e);
+        // The group's versions will never be visible: transactions waiting for them to be
+        // may begin.
+        inner
+            .txns
+            .lock()
+            .abandon_unrecorded(Version(wal.last_version));
+        inner.txn_begin.notify_all();
         return Err(e);
     }
     Counters::add(
@@ -215,5 +280,10 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Version>> {
     wal.last_time = micros;
     wal.last_version = next - 1;
     inner.visible.store(next - 1, Ordering::Release);
-    Ok(versions)
+    if unrecorded {
+        // Under the tracker's lock, so a transaction checking `visible` cannot miss it.
+        let _txns = inner.txns.lock();
+        inner.txn_begin.notify_all();
+    }
+    Ok(results)
 }

@@ -1,13 +1,14 @@
 //! [`Db`]: the public face of an open database.
 
 use crate::batch::WriteBatch;
-use crate::commit::CommitQueue;
+use crate::commit::{CommitQueue, TxnCheck};
 use crate::error::{Error, Result};
 use crate::history::{self, At, Change, HistoryEntry, Snapshot};
 use crate::inner::Inner;
 use crate::options::{Durability, Options};
 use crate::recovery;
 use crate::stats::{LevelStats, SpaceUsage, Stats};
+use crate::txn::{self, Transaction, TransactionOptions};
 use crate::view::View;
 use arrow_array::RecordBatch;
 use bytes::Bytes;
@@ -190,7 +191,43 @@ impl Db {
         if self.workers.is_empty() {
             return Err(Error::Closed);
         }
-        self.commit.commit(&self.inner, batch, durability)
+        self.commit.commit(&self.inner, batch, durability, None)
+    }
+
+    /// A transaction's commit: the batch is applied only if `check` passes.
+    pub(crate) fn commit_checked(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+        check: TxnCheck,
+    ) -> Result<Version> {
+        if self.workers.is_empty() {
+            return Err(Error::Closed);
+        }
+        self.commit
+            .commit(&self.inner, batch, durability, Some(check))
+    }
+
+    /// Begins a serializable read-write transaction (see [`Transaction`]).
+    pub fn begin(&self) -> Transaction<'_> {
+        txn::begin(self, TransactionOptions::default())
+    }
+
+    /// Begins a read-only transaction: a snapshot with the transaction API, which tracks
+    /// nothing and cannot conflict.
+    pub fn begin_read_only(&self) -> Transaction<'_> {
+        txn::begin(
+            self,
+            TransactionOptions {
+                read_only: true,
+                ..TransactionOptions::default()
+            },
+        )
+    }
+
+    /// Begins a transaction with the given isolation, read-only flag and durability.
+    pub fn begin_with(&self, options: TransactionOptions) -> Transaction<'_> {
+        txn::begin(self, options)
     }
 
     /// The latest value of `key`, or `None` if it is absent or deleted.
@@ -316,6 +353,11 @@ impl Db {
         let view = self.inner.current_view();
         let mut stats = Stats::from_counters(&self.inner.counters);
         stats.strategy = self.inner.strategy().name();
+        {
+            let txns = self.inner.txns.lock();
+            stats.transactions_open = txns.open_count();
+            stats.conflict_tracking_bytes = txns.bytes() as u64;
+        }
         stats.levels = view
             .levels
             .iter()
@@ -455,7 +497,7 @@ impl Db {
         self.inner.checkpoint(dir.as_ref())
     }
 
-    pub(crate) fn inner(&self) -> &Inner {
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
     }
 }

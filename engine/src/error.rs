@@ -18,6 +18,9 @@ use std::path::PathBuf;
 /// - [`Error::Closed`]: the database was closed.
 /// - [`Error::VersionNotRetained`], [`Error::TimeNotRetained`]: a read of the past reached
 ///   beyond `Options::history_retention`; the error carries the oldest readable version.
+/// - [`Error::Conflict`]: a transaction's commit was refused because a concurrent commit
+///   wrote what it read (or, under snapshot isolation, what it wrote). Nothing of it was
+///   applied: run the transaction again from `Db::begin` ([`Error::is_retryable`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -78,6 +81,14 @@ pub enum Error {
         /// The oldest version that can be read now.
         oldest: Version,
     },
+
+    /// A transaction's commit would break its isolation; nothing of it was applied.
+    /// Retry the transaction.
+    #[error("transaction conflict: {reason}")]
+    Conflict {
+        /// Which key was written concurrently, and when.
+        reason: String,
+    },
 }
 
 /// The engine's result type.
@@ -107,6 +118,30 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
     }
+
+    /// True when running the same operation again may succeed: a transaction that failed
+    /// with [`Error::Conflict`].
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+}
+
+/// A key for an error message: printable ASCII as is, other bytes as `\xNN`, in quotes,
+/// cut after 64 bytes.
+pub(crate) fn show_key(key: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in key.iter().take(64) {
+        match b {
+            b'"' | b'\\' => out.extend(['\\', b as char]),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    if key.len() > 64 {
+        out.push_str(&format!("... ({} bytes)", key.len()));
+    }
+    out
 }
 
 impl From<chronokv_wal::Error> for Error {

@@ -17,7 +17,7 @@ use crate::stats::Counters;
 use crate::view::{LiveRun, View};
 use chronokv_compaction::Strategy;
 use chronokv_runs::{BlockCache, Compression, RunReader, RunWriter, RunWriterOptions};
-use chronokv_snapshot::{TimeIndex, Version};
+use chronokv_snapshot::{ConflictTracker, TimeIndex, Version};
 use chronokv_vfs::{DirLock, Vfs};
 use chronokv_wal::SegmentWriter;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -69,6 +69,11 @@ pub struct Inner {
     pub times: Mutex<TimeIndex>,
     /// Live snapshots, history readers and the retention horizon (see `history`).
     pub readers: Mutex<Readers>,
+    /// Open transactions and the keys written since the oldest began (see `txn`). Taken
+    /// after `wal` by the commit leader, before `readers` by `Db::begin`.
+    pub txns: Mutex<ConflictTracker>,
+    /// Wakes transactions waiting to begin until an unrecorded commit is visible.
+    pub txn_begin: Condvar,
     pub wal: Mutex<WalState>,
     pub tree: Mutex<Tree>,
     pub bg: Mutex<Bg>,
@@ -97,6 +102,7 @@ impl Inner {
     ) -> Inner {
         Inner {
             dir,
+            txns: Mutex::new(ConflictTracker::new(opts.transaction_conflict_memory)),
             vfs: opts.vfs.clone(),
             opts,
             cache,
@@ -108,6 +114,7 @@ impl Inner {
             view: RwLock::new(Arc::new(view)),
             times: Mutex::new(times),
             readers: Mutex::new(Readers::default()),
+            txn_begin: Condvar::new(),
             wal: Mutex::new(wal),
             tree: Mutex::new(tree),
             bg: Mutex::new(Bg::default()),

@@ -1,4 +1,4 @@
-//! The chronokv engine: [`Db`], its options, write batches and errors.
+//! The chronokv engine: [`Db`], its options, write batches, transactions and errors.
 //!
 //! Layers, top to bottom: `db` (public API) -> `commit` (group commit, with `stall`
 //! backpressure) and `recovery` (open) -> `inner` (shared state; sealing and flushing
@@ -25,6 +25,7 @@ mod options;
 mod recovery;
 mod stall;
 mod stats;
+mod txn;
 mod verify;
 mod view;
 
@@ -42,6 +43,7 @@ pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
 pub use stats::{LevelStats, SpaceUsage, Stats};
+pub use txn::{Isolation, Transaction, TransactionIter, TransactionOptions};
 pub use verify::{
     verify_dir, verify_dir_with_progress, Problem, ProblemKind, Progress, VerifyReport,
 };

@@ -102,6 +102,11 @@ pub struct Options {
     /// and `Db::history` shows them (default 0: no per-key history beyond the retention
     /// window). Unlike `history_retention` this does not make old *states* readable.
     pub history_versions_per_key: usize,
+    /// Memory for detecting transaction conflicts: the keys written since the oldest open
+    /// transaction began (default 64 MiB). Past it the oldest writes are forgotten, and a
+    /// transaction that began before them fails to commit with `Error::Conflict` (retry
+    /// it). Freed as transactions finish; unused while none is open.
+    pub transaction_conflict_memory: usize,
     /// The file system (default: the real one). Tests use `chronokv_vfs::MemFs`.
     pub vfs: Arc<dyn Vfs>,
 }
@@ -129,6 +134,7 @@ impl Default for Options {
             max_manifest_bytes: 8 << 20,
             history_retention: None,
             history_versions_per_key: 0,
+            transaction_conflict_memory: 64 << 20,
             vfs: Arc::new(RealFs),
         }
     }

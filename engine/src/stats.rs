@@ -86,6 +86,11 @@ pub struct Stats {
     /// overlapping level if that is larger: the denominator of
     /// [`Stats::estimated_space_amplification`].
     pub largest_sorted_bytes: u64,
+    /// Read-write transactions open now.
+    pub transactions_open: usize,
+    /// Memory held for transaction conflict detection now (at most
+    /// `Options::transaction_conflict_memory`).
+    pub conflict_tracking_bytes: u64,
 }
 
 impl Stats {

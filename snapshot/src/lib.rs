@@ -11,7 +11,9 @@
 //!   the key) and [`Scan`], the double-ended iterator the public `scan` returns.
 //! - [`time`]: commit times and the version <-> time index ([`TimeIndex`]).
 //! - [`registry`]: the live snapshots and history readers that version GC must respect.
+//! - [`conflict`]: optimistic transactions' conflict detection ([`ConflictTracker`]).
 
+pub mod conflict;
 mod entry;
 pub mod merge;
 pub mod registry;
@@ -19,6 +21,7 @@ pub mod time;
 pub mod visible;
 
 pub use bytes::Bytes;
+pub use conflict::{Conflict, ConflictTracker, KeyRange, ReadSet};
 pub use entry::{internal_cmp, Entry, Kind, Version};
 pub use registry::Registry;
 pub use time::{to_commit_time, TimeIndex};
