@@ -5,12 +5,15 @@
 //!   workload, in three modes, each crash state reopened and checked against the oracle;
 //! - [`faults`] (G2): EIO and ENOSPC injected at every N-th mutating call of the same
 //!   workload, once or forever, checking fail-stop and recovery;
+//! - [`bank`] (G7): optimistic transactions moving money on 4 threads, with simulated
+//!   power losses between which the recovered store carries on;
 //! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
 //!   the stable corpus replay test.
 //!
 //! [`workload`] holds what both share. The `chronokv-harness` binary runs the stages and
 //! prints their figures.
 
+pub mod bank;
 pub mod crash;
 pub mod faults;
 pub mod fuzz_targets;

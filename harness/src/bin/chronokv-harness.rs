@@ -1,4 +1,5 @@
 //! `chronokv-harness crash|faults [--seeds N] [--first-seed S] [--ops N] [--stride K]`
+//! `chronokv-harness bank [--seeds N] [--first-seed S] [--ops TRANSFERS] [--crashes N]`
 //!
 //! - `crash`: the simulated power-loss stage (G1): N seeded workloads of `--ops`
 //!   operations, every K-th crash point of each reopened in three modes and checked against
@@ -6,6 +7,9 @@
 //! - `faults`: the I/O-error stage (G2): the same workloads, with EIO and ENOSPC injected at
 //!   every K-th mutating call, once and forever, each run checked for panics, acks after a
 //!   failure, fail-stop, and reopened twice.
+//! - `bank`: the transaction stage (G7): per seed, `--ops` transfers between 16 accounts as
+//!   serializable transactions on 4 threads, with `--crashes` simulated power losses, each
+//!   recovered store checked (the total, the synced acknowledged transfers) and carried on.
 //!
 //! Prints one line per seed, every violation with the seed that reproduces it, the figures,
 //! and a last line `N passed, N failed` (crash states, or fault runs). Exits 1 if anything
@@ -13,8 +17,7 @@
 
 use std::time::Instant;
 
-const USAGE: &str =
-    "usage: chronokv-harness crash|faults [--seeds N] [--first-seed S] [--ops N] [--stride K]";
+const USAGE: &str = "usage: chronokv-harness crash|faults|bank [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N]";
 
 fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     match args.iter().position(|a| a == name) {
@@ -39,6 +42,7 @@ fn main() {
     let (default_ops, default_stride) = match stage {
         Some("crash") => (500, 1),
         Some("faults") => (200, 1),
+        Some("bank") => (50_000, 1),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -59,10 +63,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let failed = if stage == Some("crash") {
-        crash(&p)
-    } else {
-        faults(&p)
+    let failed = match stage {
+        Some("crash") => crash(&p),
+        Some("bank") => match arg(&args, "--crashes", 10) {
+            Ok(crashes) => bank(&p, crashes),
+            Err(e) => {
+                eprintln!("chronokv-harness: {e}\n{USAGE}");
+                std::process::exit(2);
+            }
+        },
+        _ => faults(&p),
     };
     if failed > 0 {
         std::process::exit(1);
@@ -172,6 +182,53 @@ fn faults(p: &Params) -> u64 {
     println!(
         "{} passed, {} failed",
         (total.runs + total.workloads).saturating_sub(failed),
+        failed
+    );
+    failed
+}
+
+fn bank(p: &Params, crashes: u64) -> u64 {
+    use chronokv_harness::bank::{run_seed, Report};
+    let start = Instant::now();
+    let mut total = Report::default();
+    for seed in p.first..p.first + p.seeds {
+        let t = Instant::now();
+        let r = run_seed(seed, p.ops, crashes);
+        println!(
+            "seed {seed}: {} transfers ({} synced), {} conflicts retried, {} audits, {} power losses recovered, {} violations, {:.1} s",
+            r.transfers,
+            r.synced_acks,
+            r.conflicts,
+            r.audits,
+            r.recoveries,
+            r.violations.len(),
+            t.elapsed().as_secs_f64()
+        );
+        for v in &r.violations {
+            println!("  VIOLATION {v}");
+        }
+        total.merge(r);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "bank stage: {} seeds, {} transfers ({:.0}/s), {} conflicts ({:.2}% of commits), {} audits all balanced: {}, {} recoveries, violations {}, {:.1} s",
+        p.seeds,
+        total.transfers,
+        total.transfers as f64 / secs,
+        total.conflicts,
+        100.0 * total.conflicts as f64 / (total.transfers + total.conflicts).max(1) as f64,
+        total.audits,
+        total.violations.is_empty(),
+        total.recoveries,
+        total.violations.len(),
+        secs,
+    );
+    // One check per audit, per recovery and per seed's end state.
+    let checks = total.audits + total.recoveries + p.seeds;
+    let failed = total.violations.len() as u64;
+    println!(
+        "{} passed, {} failed",
+        checks.saturating_sub(failed),
         failed
     );
     failed
