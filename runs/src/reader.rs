@@ -255,6 +255,9 @@ impl RunReader {
     /// blocks, bloom membership). Returns every problem found; empty means healthy.
     pub fn verify(&self) -> Vec<Error> {
         let mut errors = Vec::new();
+        if let Err(e) = self.check_schema() {
+            errors.push(e);
+        }
         let mut prev: Option<(Vec<u8>, Version)> = None;
         for i in 0..self.block_count() {
             let e = &self.private.entries[i];
@@ -286,6 +289,54 @@ impl RunReader {
             }
         }
         errors
+    }
+}
+
+impl RunReader {
+    /// Checks the schema message at the head of the file, which has no checksum and which
+    /// chronokv itself never reads, but which every Arrow tool reading the run needs: it
+    /// must decode to exactly the run schema and end before the first block.
+    fn check_schema(&self) -> Result<(), Error> {
+        let bytes = self.file.as_slice();
+        let corrupt = |off: usize, r: String| Error::corrupt(&self.path, off as u64, r);
+        let first_block = self.private.entries[0].msg_offset as usize;
+        let prefix_end = LEADING_MAGIC.len() + 8;
+        if first_block < prefix_end || bytes[8..12] != [0xff; 4] {
+            return Err(corrupt(
+                8,
+                "schema message: continuation marker missing".into(),
+            ));
+        }
+        let meta_len = i32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        let meta_end = usize::try_from(meta_len)
+            .ok()
+            .and_then(|l| prefix_end.checked_add(l))
+            .filter(|&end| end <= first_block)
+            .ok_or_else(|| {
+                corrupt(
+                    12,
+                    format!("schema message: length {meta_len} out of range"),
+                )
+            })?;
+        let schema = arrow_ipc::root_as_message(&bytes[prefix_end..meta_end])
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                m.header_as_schema()
+                    .ok_or_else(|| "not a schema".to_string())
+            })
+            .and_then(|fb| arrow_ipc::convert::try_fb_to_schema(fb).map_err(|e| e.to_string()))
+            // The flatbuffer verifier explains over several lines; the first says what.
+            .map_err(|e| {
+                let first = e.lines().next().unwrap_or_default().trim();
+                corrupt(prefix_end, format!("schema message: {first}"))
+            })?;
+        if schema != *crate::framing::schema() {
+            return Err(corrupt(
+                prefix_end,
+                "schema message: not the run schema (an Arrow tool would misread the file)".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

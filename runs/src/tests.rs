@@ -538,6 +538,46 @@ fn corruption_is_detected_never_panics() {
     }
 }
 
+/// The schema message has no CRC, so `verify` decodes it: a flip there is reported exactly
+/// when it changes what an Arrow stream reader (which reads the file from byte 8) sees.
+#[test]
+fn verify_reports_schema_damage_that_an_arrow_reader_would_see() {
+    let (fs, path) = fs();
+    let rows = vec![put("a", 2, "x"), put("b", 1, "y")];
+    write(&fs, &path, &rows, RunWriterOptions::default());
+    let original = fs.read(&path).unwrap();
+    let cache = BlockCache::new(1 << 20);
+    let (mut reported, mut changed) = (0, 0);
+    for offset in 8..8 + schema_message_len(&original) {
+        let mut bytes = original.clone();
+        bytes[offset] ^= 0x5a;
+        let stream = arrow_ipc::reader::StreamReader::try_new(&bytes[8..], None);
+        let misread = stream.map_or(true, |r| r.schema() != crate::framing::schema());
+        let copy = MemFs::new();
+        copy.create_dir_all(Path::new("/db")).unwrap();
+        let mut f = copy.create(&path).unwrap();
+        f.write_all(&bytes).unwrap();
+        drop(f);
+        let run = RunReader::open(&copy, &path, offset as u64, cache.clone()).unwrap();
+        let problems = run.verify();
+        assert_eq!(
+            !problems.is_empty(),
+            misread,
+            "flip at {offset}: {problems:?}"
+        );
+        if misread {
+            assert!(
+                problems[0].to_string().contains("schema message"),
+                "{problems:?}"
+            );
+        }
+        reported += usize::from(!problems.is_empty());
+        changed += usize::from(misread);
+    }
+    assert!(reported > 100, "{reported} of the schema flips reported");
+    assert_eq!(reported, changed);
+}
+
 /// The schema message (magic excluded) is the one part of the file without a CRC.
 fn schema_message_len(file: &[u8]) -> usize {
     let meta_len = i32::from_le_bytes(file[12..16].try_into().unwrap()) as usize;
