@@ -14,6 +14,7 @@
 pub mod crash;
 pub mod faults;
 pub mod fuzz_targets;
+pub mod killloop;
 mod rng;
 pub mod workload;
 
