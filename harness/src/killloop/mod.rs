@@ -17,12 +17,13 @@
 //! acknowledged write, `Sync` or `Buffered` ("acknowledged writes survive a crash of the
 //! process"). A writer has at most one operation in flight, so per writer the recovered
 //! state must be its acknowledged operations applied in order, plus at most the next one,
-//! whole. See `oracle` for the checks.
+//! whole. See [`oracle`] for the checks.
 //!
 //! **Where the kill landed** is read from a status file the stress process keeps current
 //! ([`status`]), fed by a `Vfs` wrapper that recognises the engine's work from the calls it
 //! makes ([`tracefs`]); no engine change.
 
+pub mod oracle;
 pub mod status;
 pub mod tracefs;
 
