@@ -1,11 +1,11 @@
 //! The real kill -9 loop (RELIABILITY.md, G3).
 //!
-//! A *stress process* (`stress`, `chronokv-harness stress`) opens a real on-disk database
+//! A *stress process* ([`stress`], `chronokv-harness stress`) opens a real on-disk database
 //! with a tiny memtable, small runs, aggressive leveled compaction and a tiny manifest limit,
 //! so flushes, compactions, manifest rotations and WAL rotations never stop; four writer
 //! threads commit puts, deletes and batches (a quarter of them `Durability::Sync`) while a
 //! fifth thread takes a checkpoint every few tens of milliseconds. The *driver*
-//! (`driver`, `chronokv-harness killloop`) spawns it, kills it with SIGKILL after a seeded
+//! ([`driver`], `chronokv-harness killloop`) spawns it, kills it with SIGKILL after a seeded
 //! delay, reopens the database, checks it against what the writers had acknowledged, and
 //! starts the next cycle on the same database.
 //!
@@ -23,8 +23,10 @@
 //! ([`status`]), fed by a `Vfs` wrapper that recognises the engine's work from the calls it
 //! makes ([`tracefs`]); no engine change.
 
+pub mod driver;
 pub mod oracle;
 pub mod status;
+pub mod stress;
 pub mod tracefs;
 
 use crate::Rng;
