@@ -7,16 +7,21 @@
 //!   workload, once or forever, checking fail-stop and recovery;
 //! - [`bank`] (G7): optimistic transactions moving money on 4 threads, with simulated
 //!   power losses between which the recovered store carries on;
+//! - [`killloop`] (G3): the real kill -9 loop: a stress process (four writers, a
+//!   checkpointer, the engine's flusher and compactors on a real directory) killed with
+//!   SIGKILL after 20-500 ms, again and again on the same database, each recovery checked
+//!   against the writers' acknowledgement logs, each kill filed by the work it interrupted;
 //! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
 //!   the stable corpus replay test.
 //!
-//! [`workload`] holds what both share. The `chronokv-harness` binary runs the stages and
-//! prints their figures.
+//! [`workload`] holds what G1 and G2 share. The `chronokv-harness` binary runs the stages
+//! and prints their figures (and is, with its `stress` subcommand, G3's stress process).
 
 pub mod bank;
 pub mod crash;
 pub mod faults;
 pub mod fuzz_targets;
+pub mod killloop;
 mod rng;
 pub mod workload;
 

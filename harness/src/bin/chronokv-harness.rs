@@ -1,5 +1,7 @@
 //! `chronokv-harness crash|faults [--seeds N] [--first-seed S] [--ops N] [--stride K]`
 //! `chronokv-harness bank [--seeds N] [--first-seed S] [--ops TRANSFERS] [--crashes N]`
+//! `chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K]
+//!   [--keep-images]`
 //!
 //! - `crash`: the simulated power-loss stage (G1): N seeded workloads of `--ops`
 //!   operations, every K-th crash point of each reopened in three modes and checked against
@@ -10,6 +12,12 @@
 //! - `bank`: the transaction stage (G7): per seed, `--ops` transfers between 16 accounts as
 //!   serializable transactions on 4 threads, with `--crashes` simulated power losses, each
 //!   recovered store checked (the total, the synced acknowledged transfers) and carried on.
+//! - `killloop`: the real kill -9 loop (G3): N cycles of spawning a stress process (this
+//!   binary's hidden `stress` subcommand) on a database in `D/db`, killing it with SIGKILL
+//!   after 20-500 ms (5-5.5 s every 25th cycle), reopening and checking the database against
+//!   the writers' acknowledgement logs; stops early after M minutes. D must not hold a
+//!   database yet; it is left in place. `--keep-images` keeps each crash image until the
+//!   next cycle, and a failed cycle's as `D/failed-cycle-N`.
 //!
 //! Prints one line per seed, every violation with the seed that reproduces it, the figures,
 //! and a last line `N passed, N failed` (crash states, or fault runs). Exits 1 if anything
@@ -17,7 +25,8 @@
 
 use std::time::Instant;
 
-const USAGE: &str = "usage: chronokv-harness crash|faults|bank [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N]";
+const USAGE: &str = "usage: chronokv-harness crash|faults|bank [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N]
+       chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K] [--keep-images]";
 
 fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     match args.iter().position(|a| a == name) {
@@ -43,6 +52,23 @@ fn main() {
         Some("crash") => (500, 1),
         Some("faults") => (200, 1),
         Some("bank") => (50_000, 1),
+        Some("stress") => {
+            use chronokv_harness::killloop::stress::{run, StressArgs};
+            match StressArgs::parse(&args[1..]) {
+                Ok(a) => run(&a),
+                Err(e) => {
+                    eprintln!("chronokv-harness: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Some("killloop") => {
+            let failed = killloop(&args).unwrap_or_else(|e| {
+                eprintln!("chronokv-harness: {e}\n{USAGE}");
+                std::process::exit(2);
+            });
+            std::process::exit(i32::from(failed > 0));
+        }
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -232,4 +258,113 @@ fn bank(p: &Params, crashes: u64) -> u64 {
         failed
     );
     failed
+}
+
+fn killloop(args: &[String]) -> Result<u64, String> {
+    use chronokv_harness::killloop::driver::{run, Config};
+    use chronokv_harness::killloop::status::Category;
+    let dir = match args.iter().position(|a| a == "--dir") {
+        Some(i) => args.get(i + 1).ok_or("--dir needs a path")?,
+        None => return Err("killloop needs --dir".into()),
+    };
+    let minutes = match args.iter().position(|a| a == "--minutes") {
+        None => None,
+        Some(i) => Some(
+            args.get(i + 1)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|m| *m > 0.0)
+                .ok_or("--minutes needs a positive number")?,
+        ),
+    };
+    let cfg = Config {
+        dir: dir.into(),
+        seed: arg(args, "--seed", 1)?,
+        cycles: arg(args, "--cycles", 1000)?,
+        max_time: minutes.map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+        program: std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?,
+        program_args: Vec::new(),
+        progress_every: arg(args, "--progress", 100)?,
+        keep_images: args.iter().any(|a| a == "--keep-images"),
+    };
+    let r = run(&cfg, &mut |line| println!("{line}")).map_err(|e| e.to_string())?;
+    let secs = r.elapsed.as_secs_f64();
+    println!(
+        "killloop: seed {}, {} cycles in {:.1} s ({:.0} ms per cycle); database at the end: v{}, {} keys, {:.1} MB",
+        r.seed,
+        r.cycles,
+        secs,
+        1000.0 * secs / r.cycles.max(1) as f64,
+        r.final_version,
+        r.final_keys,
+        r.db_bytes as f64 / 1e6,
+    );
+    println!(
+        "time: {:.1} s until the kills, {:.1} s reopening and checking, {:.1} s checking checkpoints, {:.1} s other (spawning, cleaning up)",
+        r.time_running.as_secs_f64(),
+        r.time_checking.as_secs_f64(),
+        r.time_checkpoints.as_secs_f64(),
+        (r.elapsed - r.time_running - r.time_checking - r.time_checkpoints).as_secs_f64()
+    );
+    let kills: Vec<String> = Category::ALL
+        .iter()
+        .map(|c| format!("{} {}", c.name(), r.kills[*c as usize]))
+        .collect();
+    println!(
+        "kills by where they landed: {}; commits only {}; before the status file {}",
+        kills.join(", "),
+        r.kills_elsewhere,
+        r.kills_before_start
+    );
+    let started: Vec<String> = Category::ALL
+        .iter()
+        .map(|c| format!("{} {}", c.name(), r.started_ops[*c as usize]))
+        .collect();
+    println!("operations started, all cycles: {}", started.join(", "));
+    println!(
+        "writes acknowledged {} ({} sync, {} buffered); in flight at a kill: {} found, {} not found, {} undecidable",
+        r.acked,
+        r.acked_sync,
+        r.acked - r.acked_sync,
+        r.in_flight_present,
+        r.in_flight_absent,
+        r.in_flight_undecided
+    );
+    println!(
+        "lost acknowledged writes {}, holes {}, partial batches {}, resurrected keys {}, failed opens {}, stress processes that died {}, checkpoints opened {}, full verifies {}",
+        r.lost,
+        r.holes,
+        r.partial,
+        r.resurrected,
+        r.failed_opens,
+        r.stress_failures,
+        r.checkpoints_checked,
+        r.verifies
+    );
+    let goal_cats = [
+        Category::Flush,
+        Category::Compaction,
+        Category::Manifest,
+        Category::WalRotation,
+        Category::Checkpoint,
+    ];
+    let short: Vec<&str> = goal_cats
+        .iter()
+        .filter(|c| r.kills[**c as usize] < 25)
+        .map(|c| c.name())
+        .collect();
+    println!(
+        "goal (RELIABILITY.md G3): >=1,000 cycles in <=12 min: {}; >=25 kills in each of flush, compaction, manifest write, WAL rotation, checkpoint: {}",
+        if r.cycles >= 1000 && secs <= 720.0 {
+            "met"
+        } else {
+            "not met"
+        },
+        if short.is_empty() {
+            "met".to_string()
+        } else {
+            format!("not met ({})", short.join(", "))
+        }
+    );
+    println!("{} passed, {} failed", r.passed, r.failed);
+    Ok(r.failed)
 }
