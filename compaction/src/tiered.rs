@@ -14,7 +14,10 @@
 //!    smallest run (`max * 100 <= min * size_ratio_percent`, sizes of 0 counted as 1). Sort
 //!    the window's sizes and this says every pair is within that percentage of each other.
 //! 3. From each start position the window is grown one older run at a time while it stays
-//!    similar and within `max_merge`; it is a candidate if it then holds `>= min_merge` runs.
+//!    similar and within `max_merge`; it is a candidate if it then holds `>= min_merge` runs
+//!    and two of them overlap. Merging runs whose key ranges are all disjoint (the split
+//!    outputs of an earlier merge, say) would only rewrite them into the same runs: with a
+//!    finite `target_run_size` compaction then never settled.
 //! 4. Among all candidates of all levels the pick is: the most runs, then the fewest total
 //!    bytes, then the lowest level, then the newest start. So a lone big run (nothing of its
 //!    size to merge with) is left alone.
@@ -96,13 +99,21 @@ impl Tiered {
             (lo, hi, len) = (nlo, nhi, len + 1);
             bytes = bytes.saturating_add(run.size);
         }
-        (len >= min_merge).then_some(Window {
+        let window = &runs[start..start + len];
+        (len >= min_merge && any_overlap(window)).then_some(Window {
             level,
             start,
             len,
             bytes,
         })
     }
+}
+
+/// True when some two of `runs` have overlapping key ranges.
+fn any_overlap(runs: &[RunInfo]) -> bool {
+    let mut ranges: Vec<_> = runs.iter().map(RunInfo::range).collect();
+    ranges.sort_by(|a, b| a.min.cmp(b.min));
+    ranges.windows(2).any(|w| w[0].overlaps(&w[1]))
 }
 
 impl Strategy for Tiered {

@@ -85,3 +85,24 @@ fn degenerate_configs_do_not_panic() {
         assert!(!r.did_not_settle);
     }
 }
+
+/// Found by the G4 model stage (`docs/reliability.md`): with a finite `target_run_size`, a
+/// tiered merge's split outputs were runs of similar size, so they were a candidate window
+/// again at once, and merging them cut them into the same runs: compaction never ended.
+/// Disjoint consecutive runs now count as one sorted run.
+#[test]
+fn tiered_with_a_finite_target_run_size_settles() {
+    let tiered = Tiered {
+        target_run_size: 256 << 10,
+        ..Tiered::default()
+    };
+    let cfg = SimConfig {
+        keys: 20_000,
+        overwrite_fraction: 0.0,
+        flush_bytes: 256 << 10,
+        entry_bytes: 116,
+        seed: 7,
+    };
+    let report = simulate(&tiered, &cfg);
+    assert!(!report.did_not_settle, "{report}");
+}

@@ -138,3 +138,20 @@ fn zero_sizes_and_odd_settings_do_not_panic() {
         .expect("zero sizes count as 1");
     assert_eq!(ids(&task), vec![1, 2, 3, 4]);
 }
+
+#[test]
+fn similar_runs_with_disjoint_keys_are_not_merged() {
+    let s = Tiered::default();
+    // Four similar runs over disjoint key ranges (a split merge output): nothing to gain.
+    let disjoint: Vec<RunInfo> = (0..4u8)
+        .map(|i| run(u64::from(i) + 1, i * 10, i * 10 + 9, 10))
+        .collect();
+    assert_eq!(s.pick(&tree(vec![disjoint.clone()]), &HashSet::new()), None);
+    // One overlapping newer run makes the window worth merging.
+    let mut with_flush = vec![run(9, 5, 25, 10)];
+    with_flush.extend(disjoint);
+    let task = s
+        .pick(&tree(vec![with_flush]), &HashSet::new())
+        .expect("task");
+    assert_eq!(ids(&task), vec![9, 1, 2, 3, 4]);
+}
