@@ -5,6 +5,8 @@
 //!   workload, in three modes, each crash state reopened and checked against the oracle;
 //! - [`faults`] (G2): EIO and ENOSPC injected at every N-th mutating call of the same
 //!   workload, once or forever, checking fail-stop and recovery;
+//! - [`model`] (G4): one seeded op log on a dozen engine configurations, every read checked
+//!   against a versioned `BTreeMap` oracle and the configurations against each other;
 //! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
 //!   the stable corpus replay test.
 //!
@@ -14,6 +16,7 @@
 pub mod crash;
 pub mod faults;
 pub mod fuzz_targets;
+pub mod model;
 mod rng;
 pub mod workload;
 
