@@ -184,7 +184,7 @@ impl Inner {
             .map(|r| r.reader.meta().max_version)
             .max()
             .unwrap_or(Version(0));
-        let next = {
+        {
             let mut view = self.view.write();
             let current = View::clone(&view);
             let leaving: Vec<u64> = task.inputs.iter().map(|&(_, id)| id).collect();
@@ -208,16 +208,15 @@ impl Inner {
                 },
                 ..current
             });
-            *view = next.clone();
-            next
-        };
+            *view = next;
+        }
         drop(tree);
         if !moved {
             for r in &picked.inputs {
                 r.mark_obsolete();
             }
         }
-        self.refresh_stall(&next);
+        self.refresh_stall();
         Ok(())
     }
 

@@ -157,7 +157,7 @@ impl Db {
                 .push(spawn(name, Box::new(move || bg.compaction_loop()))?);
         }
         // Work left over from before a restart (a full level 0, say) starts now.
-        inner.refresh_stall(&inner.current_view());
+        inner.refresh_stall();
         Ok(db)
     }
 

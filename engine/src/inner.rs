@@ -58,6 +58,9 @@ pub struct Inner {
     pub counters: Counters,
     /// The write-stall state (`stall::NONE`, `SLOW`, `STOP`), refreshed on every tree change.
     pub stall: AtomicU8,
+    /// Serialises stall refreshes, each computed from the view current under it, so the last
+    /// refresh stored is computed from the newest view (see `stall::refresh_stall`).
+    pub stall_refresh: Mutex<()>,
     /// Delay owed by slowed-down writes, in nanoseconds, paid in sleeps of at least 1 ms.
     pub stall_debt: Mutex<u64>,
     /// Set on shutdown: running compactions stop early and discard their output.
@@ -108,6 +111,7 @@ impl Inner {
             cache,
             counters: Counters::default(),
             stall: AtomicU8::new(0),
+            stall_refresh: Mutex::new(()),
             stall_debt: Mutex::new(0),
             cancel: AtomicBool::new(false),
             visible: AtomicU64::new(wal.last_version),
@@ -392,7 +396,7 @@ impl Inner {
                 self.poison(&e);
                 return;
             }
-            self.refresh_stall(&self.current_view());
+            self.refresh_stall();
             let _bg = self.bg.lock();
             self.bg_done.notify_all();
             // A new level-0 run may be work for the compaction threads.

@@ -59,6 +59,7 @@ pub mod internals {
         current as current_manifest, dump as dump_manifest, ManifestDump, ManifestFrame, RunDesc,
         TreeState, VersionEdit,
     };
-    // The manifest decoder, for the fuzz targets (`chronokv-harness`).
+    // The manifest and backup metadata decoders, for the fuzz targets (`chronokv-harness`).
+    pub use crate::backup::format::{BackupMeta, BackupRun};
     pub use crate::manifest::read as read_manifest;
 }

@@ -11,7 +11,6 @@
 use crate::error::Result;
 use crate::inner::Inner;
 use crate::stats::Counters;
-use crate::view::View;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,9 +22,19 @@ pub const STOP: u8 = 2;
 const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 impl Inner {
-    /// Recomputes the stall state for `view` (the view just installed) and wakes writers
-    /// that may proceed.
-    pub fn refresh_stall(&self, view: &View) {
+    /// Recomputes the stall state from the current view (call after installing a view) and
+    /// wakes writers that may proceed.
+    ///
+    /// Refreshes are serialised and each reads the view current under the lock, so the state
+    /// stored last comes from a view at least as new as every installed one. Computing from
+    /// the caller's view instead let a slow refresh store `STOP` for a view with two level-0
+    /// runs after a compaction had installed the view without them and stored `NONE`:
+    /// compaction then had nothing to do, nothing refreshed the state again, and writers
+    /// waited forever (`tests/compaction.rs`, `a_stopped_writer_resumes_when_compaction_catches_up`,
+    /// hung once under load).
+    pub fn refresh_stall(&self) {
+        let _serial = self.stall_refresh.lock();
+        let view = self.current_view();
         let state = if self.opts.compaction_threads == 0 {
             NONE
         } else {
@@ -97,5 +106,47 @@ impl Inner {
             start.elapsed().as_micros() as u64,
         );
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Db, Options};
+    use chronokv_vfs::MemFs;
+    use std::sync::Arc;
+
+    /// A refresh that waited behind a slower one stores the state of the view current when
+    /// it runs, whatever the slower one stored from an older view. (Before, each refresh was
+    /// handed the view its caller had just installed, and a slow refresh of an old view with
+    /// two level-0 runs could store `STOP` after the compaction that emptied level 0 had
+    /// stored `NONE`: writers then waited forever.)
+    #[test]
+    fn the_last_refresh_reflects_the_current_view() {
+        let fs = MemFs::new();
+        let db = Db::open(
+            "/db",
+            Options {
+                vfs: Arc::new(fs),
+                l0_slowdown_runs: 1,
+                l0_stop_runs: 1,
+                compaction_threads: 1,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let inner = db.inner();
+        assert_eq!(inner.stall.load(Ordering::Acquire), NONE);
+        std::thread::scope(|s| {
+            // A slow refresh is under way ...
+            let slow = inner.stall_refresh.lock();
+            let waiting = s.spawn(|| inner.refresh_stall());
+            // ... and stores what it computed from an older view, with a level-0 run.
+            inner.stall.store(STOP, Ordering::Release);
+            drop(slow);
+            waiting.join().unwrap();
+        });
+        // The current view has no run at all.
+        assert_eq!(inner.stall.load(Ordering::Acquire), NONE);
     }
 }

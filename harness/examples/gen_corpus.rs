@@ -1,11 +1,13 @@
-//! Writes the seed corpora of the fuzz targets: real WAL segments, manifests and run files
-//! taken from databases the engine builds with the crash stage's workload script, plus
-//! encoded version edits and random inputs for the directory target.
+//! Writes the seed corpora of the fuzz targets: real WAL segments, manifests, run files and
+//! backup metadata files taken from databases the engine builds with the crash stage's
+//! workload script, plus encoded version edits and random inputs for the directory target.
 //!
 //! `cargo run -p chronokv-harness --example gen_corpus [-- OUT_DIR]` (default: `fuzz/corpus`).
 //! The output is deterministic up to background-thread timing (there is none here: the
-//! databases run without compaction threads and with explicit flushes only).
+//! databases run without compaction threads and with explicit flushes only) and commit
+//! times (manifests and backups record the wall-clock time of commits).
 
+use chronokv::backup::BackupEngine;
 use chronokv::vfs::{MemFs, Vfs};
 use chronokv::{Compression, Db, Options, Version};
 use chronokv_engine::internals::{RunDesc, VersionEdit};
@@ -14,7 +16,10 @@ use chronokv_harness::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+/// The backup directory of every database.
+const BACKUPS: &str = "/backups";
 /// Files larger than this are not used (libFuzzer's inputs stay small and fast).
 const MAX_FILE: usize = 16 << 10;
 /// Per database, at most this many files of each kind.
@@ -38,9 +43,20 @@ fn main() {
                 deep_compression: compression,
                 ..workload::options(Arc::new(fs.clone()), 0)
             };
+            // Seed 3 keeps its whole history, so its backups carry many time marks.
+            let opts = Options {
+                history_retention: (seed == 3).then_some(Duration::from_secs(86_400)),
+                ..opts
+            };
             let db = Db::open(workload::DIR, opts).expect("open");
+            let backups =
+                BackupEngine::open_with_vfs(BACKUPS, Arc::new(fs.clone())).expect("backups");
+            // A backup of the empty store: it restores without run files.
+            if seed == 1 {
+                backups.create(&db).expect("backup");
+            }
             let mut script = Script::new(seed);
-            for _ in 0..120 {
+            for i in 0..120 {
                 let step = script.next_step();
                 // Keep every step in the caller's thread: no automatic compaction here.
                 if let Err(e) = apply(&db, &step) {
@@ -48,6 +64,10 @@ fn main() {
                 }
                 if matches!(step, Step::Compact) {
                     db.wait_for_compactions().expect("wait");
+                }
+                // Two backups, the second incremental.
+                if i == 59 || i == 119 {
+                    backups.create(&db).expect("backup");
                 }
             }
             // Read the files while the database is open: the WAL still holds records.
@@ -118,6 +138,13 @@ fn collect(fs: &MemFs, tag: &str, corpus: &mut BTreeMap<(String, String), Vec<u8
     let mut names = fs.list(dir).expect("list");
     names.sort();
     let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let backups = Path::new(BACKUPS);
+    let mut metas = fs.list(backups).expect("list backups");
+    metas.sort();
+    for name in metas.iter().filter(|n| n.starts_with("BACKUP-")) {
+        let bytes = fs.read(&backups.join(name)).expect("read");
+        corpus.insert(("backup_meta".into(), format!("{tag}-{name}")), bytes);
+    }
     for name in names {
         let targets: &[&str] = if name.ends_with(".wal") {
             &["wal_segment", "wal_segment_crc"]

@@ -11,6 +11,8 @@
 //!   checkpointer, the engine's flusher and compactors on a real directory) killed with
 //!   SIGKILL after 20-500 ms, again and again on the same database, each recovery checked
 //!   against the writers' acknowledgement logs, each kill filed by the work it interrupted;
+//! - [`model`] (G4): one seeded op log on a dozen engine configurations, every read checked
+//!   against a versioned `BTreeMap` oracle and the configurations against each other;
 //! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
 //!   the stable corpus replay test.
 //!
@@ -22,6 +24,7 @@ pub mod crash;
 pub mod faults;
 pub mod fuzz_targets;
 pub mod killloop;
+pub mod model;
 mod rng;
 pub mod workload;
 

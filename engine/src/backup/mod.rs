@@ -22,7 +22,7 @@
 //! fsync), so a crash leaves either a complete backup or none (plus unreferenced copies that
 //! the next `delete` collects).
 
-mod format;
+pub(crate) mod format;
 
 use crate::checkpoint::{copy_file_with, prepare_empty_dir, write_manifest};
 use crate::error::{Error, Result};

@@ -29,6 +29,11 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"CKVMANI1";
 /// No edit comes near this; a larger length is damage, not an allocation request.
 const MAX_EDIT: usize = 64 << 20;
+/// A flushed version or file number at or past this is damage: no store commits 2^63
+/// entries or creates 2^63 files, and the engine counts one past the latest version (which
+/// must stay below `Version::MAX`, the "latest" sentinel) and past the highest file number.
+/// Backup metadata is held to the same limit.
+pub(crate) const LIMIT: u64 = 1 << 63;
 
 /// The tree as the manifest describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,6 +134,25 @@ impl TreeState {
     /// and the time index it carries.
     fn replay(&mut self, edit: &VersionEdit, path: &Path, offset: u64) -> Result<()> {
         self.apply(edit);
+        let runs = edit
+            .added
+            .iter()
+            .map(|r| ("run file number", r.file_number));
+        for (what, n) in [
+            ("flushed version", self.flushed_version.0),
+            ("next file number", self.next_file_number),
+        ]
+        .into_iter()
+        .chain(runs)
+        {
+            if n >= LIMIT {
+                return Err(Error::corruption(
+                    path,
+                    offset,
+                    format!("{what} {n} is past the 2^63 limit"),
+                ));
+            }
+        }
         self.times
             .extend(&edit.time_marks)
             .map_err(|bad| Error::corruption(path, offset, bad.0))?;
@@ -369,6 +393,41 @@ mod tests {
             matches!(err, Error::Corruption { offset, .. } if offset == first_len as u64),
             "{err}"
         );
+    }
+
+    #[test]
+    fn versions_and_file_numbers_past_the_limit_are_corruption() {
+        // A restored backup claiming v(2^64 - 1) made `changes` overflow `visible + 1`
+        // (found by the backup_meta fuzz target); a next file number there overflowed
+        // recovery's `+= 1`.
+        for edit in [
+            VersionEdit {
+                flushed_version: Some(Version(u64::MAX)),
+                ..Default::default()
+            },
+            VersionEdit {
+                next_file_number: Some(LIMIT),
+                ..Default::default()
+            },
+            VersionEdit {
+                added: vec![run(u64::MAX)],
+                ..Default::default()
+            },
+        ] {
+            let (fs, dir, mut w, _) = setup();
+            w.append(&edit).unwrap();
+            let path = dir.join(files::manifest_name(1));
+            let err = read(&fs, &path).unwrap_err();
+            assert!(err.to_string().contains("2^63 limit"), "{err}");
+        }
+        let (fs, dir, mut w, _) = setup();
+        w.append(&VersionEdit {
+            flushed_version: Some(Version(LIMIT - 1)),
+            next_file_number: Some(LIMIT - 1),
+            ..Default::default()
+        })
+        .unwrap();
+        read(&fs, &dir.join(files::manifest_name(1))).unwrap();
     }
 
     #[test]

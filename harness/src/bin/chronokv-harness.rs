@@ -2,6 +2,7 @@
 //! `chronokv-harness bank [--seeds N] [--first-seed S] [--ops TRANSFERS] [--crashes N]`
 //! `chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K]
 //!   [--keep-images]`
+//! `chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]`
 //!
 //! - `crash`: the simulated power-loss stage (G1): N seeded workloads of `--ops`
 //!   operations, every K-th crash point of each reopened in three modes and checked against
@@ -18,14 +19,20 @@
 //!   the writers' acknowledgement logs; stops early after M minutes. D must not hold a
 //!   database yet; it is left in place. `--keep-images` keeps each crash image until the
 //!   next cycle, and a failed cycle's as `D/failed-cycle-N`.
+//! - `model`: model-based and metamorphic testing (G4): N seeded op logs of `--ops`
+//!   operations, each run on every configuration of `chronokv_harness::model::configs`
+//!   (seeds spread over T threads), every result checked against the versioned oracle and
+//!   the configurations' results compared with each other.
 //!
-//! Prints one line per seed, every violation with the seed that reproduces it, the figures,
-//! and a last line `N passed, N failed` (crash states, or fault runs). Exits 1 if anything
+//! Prints one line per seed (`model`: per failed seed, and every 50 seeds), every violation
+//! with the seed that reproduces it, the figures, and a last line `N passed, N failed`
+//! (crash states, fault runs, or model cases: seed x configuration). Exits 1 if anything
 //! failed.
 
 use std::time::Instant;
 
 const USAGE: &str = "usage: chronokv-harness crash|faults|bank [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N]
+       chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]
        chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K] [--keep-images]";
 
 fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
@@ -43,6 +50,7 @@ struct Params {
     first: u64,
     ops: u64,
     stride: u64,
+    threads: u64,
 }
 
 fn main() {
@@ -51,6 +59,7 @@ fn main() {
     let (default_ops, default_stride) = match stage {
         Some("crash") => (500, 1),
         Some("faults") => (200, 1),
+        Some("model") => (450, 1),
         Some("bank") => (50_000, 1),
         Some("stress") => {
             use chronokv_harness::killloop::stress::{run, StressArgs};
@@ -80,6 +89,7 @@ fn main() {
             first: arg(&args, "--first-seed", 1)?,
             ops: arg(&args, "--ops", default_ops)?,
             stride: arg(&args, "--stride", default_stride)?,
+            threads: arg(&args, "--threads", 2)?,
         })
     })();
     let p = match parsed {
@@ -98,7 +108,8 @@ fn main() {
                 std::process::exit(2);
             }
         },
-        _ => faults(&p),
+        Some("faults") => faults(&p),
+        _ => model(&p),
     };
     if failed > 0 {
         std::process::exit(1);
@@ -255,6 +266,98 @@ fn bank(p: &Params, crashes: u64) -> u64 {
     println!(
         "{} passed, {} failed",
         checks.saturating_sub(failed),
+        failed
+    );
+    failed
+}
+
+fn model(p: &Params) -> u64 {
+    use chronokv_harness::model::{configs, run_seed, Report};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    let start = Instant::now();
+    let configs = configs();
+    let names: Vec<&str> = configs.iter().map(|c| c.name).collect();
+    println!(
+        "model stage: {} seeds x {} configurations ({}), {} ops per case, {} threads",
+        p.seeds,
+        configs.len(),
+        names.join(", "),
+        p.ops,
+        p.threads
+    );
+    let next = AtomicU64::new(p.first);
+    let end = p.first + p.seeds;
+    let total = Mutex::new(Report::default());
+    std::thread::scope(|s| {
+        for _ in 0..p.threads.max(1) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                let t = Instant::now();
+                let r = run_seed(seed, p.ops as usize, &configs);
+                let mut total = total.lock().unwrap_or_else(|e| e.into_inner());
+                // One line per failed seed, and a progress line every 50 seeds.
+                if !r.divergences.is_empty() || (total.seeds + 1) % 50 == 0 {
+                    println!(
+                        "seed {seed}: {} cases, {} ops, {} reopens, {} crash-reopens ({} commits replayed), {} divergences, {:.1} s; {} of {} seeds done, {:.0} s",
+                        r.cases,
+                        r.ops,
+                        r.reopens,
+                        r.crash_reopens,
+                        r.commits_replayed,
+                        r.divergences.len(),
+                        t.elapsed().as_secs_f64(),
+                        total.seeds + 1,
+                        p.seeds,
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                for d in &r.divergences {
+                    println!("  DIVERGENCE {d}");
+                }
+                total.merge(r);
+            });
+        }
+    });
+    let total = total.into_inner().unwrap_or_else(|e| e.into_inner());
+    let secs = start.elapsed().as_secs_f64();
+    println!("per configuration (engine counters summed over every open):");
+    for (name, f) in &total.per_config {
+        println!(
+            "  {name:<26} flushes {:>7}, compactions {:>6}, trivial moves {:>6}, versions dropped {:>7}, tombstones dropped {:>6}, crashes that lost commits {:>4}",
+            f.flushes,
+            f.compactions,
+            f.trivial_moves,
+            f.versions_dropped,
+            f.tombstones_dropped,
+            f.crashes_losing_commits
+        );
+    }
+    println!(
+        "model stage: {} cases ({} seeds x {} configurations), {} ops ({} writes, {} reads checked), {} reopens ({} clean, {} crash-reopens; {} crashes lost commits, {} commits replayed), {} checkpoints opened, divergences {}, {:.1} s ({:.0} ops/s)",
+        total.cases,
+        total.seeds,
+        configs.len(),
+        total.ops,
+        total.writes,
+        total.reads_checked,
+        total.reopens + total.crash_reopens,
+        total.reopens,
+        total.crash_reopens,
+        total.engine.crashes_losing_commits,
+        total.commits_replayed,
+        total.checkpoints,
+        total.divergences.len(),
+        secs,
+        total.ops as f64 / secs.max(1e-9),
+    );
+    let failed = total.failed_cases;
+    println!(
+        "{} passed, {} failed",
+        total.cases.saturating_sub(failed),
         failed
     );
     failed
