@@ -87,6 +87,13 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         &mut times,
     )?;
     let last_time = times.marks().last().map_or(0, |&(_, t)| t);
+    // Planted bug (G6): versions restart after the flushed ones, forgetting those the WAL
+    // replay recovered (a high-water mark not carried across a restart).
+    let last_version = if chronokv_vfs::bug!("recovery-reuses-versions") {
+        state.flushed_version
+    } else {
+        last_version
+    };
 
     let manifest_number = state.next_file_number;
     state.next_file_number += 1;
