@@ -7,17 +7,27 @@
 //!   workload, once or forever, checking fail-stop and recovery;
 //! - [`bank`] (G7): optimistic transactions moving money on 4 threads, with simulated
 //!   power losses between which the recovered store carries on;
+//! - [`rot`]: one byte of a synced WAL segment or run changed, each image reopened and
+//!   scanned: the damage must be reported as corruption, never read as data (added when two
+//!   bugs planted for G6 got past every other stage);
+//! - [`bugs`] (G6, testing the tester): bugs planted in the engine behind the
+//!   `bug-injection` feature, each run against the short stage that must catch it, with a
+//!   control run of every stage without a bug;
 //! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
 //!   the stable corpus replay test.
 //!
-//! [`workload`] holds what both share. The `chronokv-harness` binary runs the stages and
-//! prints their figures.
+//! [`workload`] holds the script, configuration and oracle that `crash`, `faults` and `rot`
+//! share. The `chronokv-harness` binary runs the stages and prints their figures; planted
+//! bugs exist only in a build with the `bug-injection` feature (`CHRONOKV_BUG=name` selects
+//! one per process).
 
 pub mod bank;
+pub mod bugs;
 pub mod crash;
 pub mod faults;
 pub mod fuzz_targets;
 mod rng;
+pub mod rot;
 pub mod workload;
 
 pub use rng::Rng;
