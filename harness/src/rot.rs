@@ -8,9 +8,11 @@
 //! (pitfall 10).
 //!
 //! Per seed, the G1 script (`workload::Script`) runs to the end on a `MemFs` and the
-//! database is closed, so everything it wrote is synced. Then, for every WAL segment and run
-//! file, `flips` images are made from that state, each with one byte of that file changed
-//! (a seeded offset and bit pattern). Each image is opened and fully scanned. The verdict:
+//! database is closed, so everything it wrote is synced. Then, for every file the next open
+//! reads (the runs the current manifest names, the WAL segments from its `min_log_number`
+//! on; files left for the next open to delete are skipped), `flips` images are made from
+//! that state, each with one byte of that file changed (a seeded offset and bit pattern).
+//! Each image is opened and fully scanned. The verdict:
 //!
 //! - **detected**: the open or the scan fails with `Error::Corruption`;
 //! - **intact**: both succeed and the contents equal the log applied up to the recovered
@@ -29,6 +31,7 @@ use crate::workload::{self, apply, check_recovered, mark_durable, Commit, Script
 use crate::Rng;
 use chronokv::vfs::{MemFs, Vfs};
 use chronokv::{Db, Error};
+use chronokv_engine::internals::{classify, current_manifest, read_manifest, FileKind};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,6 +48,9 @@ pub struct Report {
     /// Images that recovered correct contents (damage in a torn-looking tail, or in bytes the
     /// reads do not use).
     pub intact: u64,
+    /// Of the images, those with a damaged run, and how many of them were detected.
+    pub run_images: u64,
+    pub run_detected: u64,
     /// One line per violation, with the seed, file and offset.
     pub violations: Vec<String>,
 }
@@ -56,6 +62,8 @@ impl Report {
         self.images += other.images;
         self.detected += other.detected;
         self.intact += other.intact;
+        self.run_images += other.run_images;
+        self.run_detected += other.run_detected;
         self.violations.extend(other.violations);
     }
 }
@@ -145,14 +153,27 @@ pub fn run_seed(seed: u64, ops: usize, flips: usize) -> Report {
         }
     };
     names.sort();
+    // The files the next open reads.
+    let tree = match current_manifest(&synced, dir) {
+        Ok(Some(m)) => read_manifest(&synced, &m).map_err(|e| e.to_string()),
+        Ok(None) => Err("no CURRENT".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let tree = match tree {
+        Ok(t) => t,
+        Err(e) => {
+            report
+                .violations
+                .push(format!("seed {seed}: reading the manifest: {e}"));
+            return report;
+        }
+    };
     let mut rng = Rng::new(seed ^ 0x0B17_0B07);
     for name in names {
-        let floor = if name.ends_with(".wal") {
-            wal_floor
-        } else if name.ends_with(".arrow") {
-            all
-        } else {
-            continue;
+        let floor = match classify(&name) {
+            Some(FileKind::Wal(n)) if n >= tree.min_log_number => wal_floor,
+            Some(FileKind::Run(n)) if tree.runs.contains_key(&n) => all,
+            _ => continue,
         };
         let path = dir.join(&name);
         let len = synced.file_size(&path).unwrap_or(0);
@@ -171,8 +192,13 @@ pub fn run_seed(seed: u64, ops: usize, flips: usize) -> Report {
                 continue;
             }
             report.images += 1;
+            let run = name.ends_with(".arrow");
+            report.run_images += u64::from(run);
             match judge(&image, &log, floor, all) {
-                Ok(true) => report.detected += 1,
+                Ok(true) => {
+                    report.detected += 1;
+                    report.run_detected += u64::from(run);
+                }
                 Ok(false) => report.intact += 1,
                 Err(v) => report.violations.push(format!(
                     "seed {seed} {name} byte {offset} ^ {xor:#04x}: {v}"

@@ -177,12 +177,14 @@ fn rot(p: &Params, flips: u64) -> u64 {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "rot stage: {} workloads x {} ops, {} WAL segments and runs damaged, {} images x 1 changed byte: {} detected as corruption, {} intact, violations {}, {:.1} s",
+        "rot stage: {} workloads x {} ops, {} WAL segments and runs damaged, {} images x 1 changed byte: {} detected as corruption ({} of {} in runs), {} intact, violations {}, {:.1} s",
         total.workloads,
         p.ops,
         total.files,
         total.images,
         total.detected,
+        total.run_detected,
+        total.run_images,
         total.intact,
         total.violations.len(),
         secs,
