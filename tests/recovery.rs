@@ -189,6 +189,25 @@ fn a_run_missing_from_disk_is_reported() {
 }
 
 #[test]
+fn a_manifest_missing_from_disk_is_corruption() {
+    // CURRENT naming a missing manifest is damage, like the manifest naming a missing run
+    // (it was an I/O error, "no such file", until the planted bugs of G6 showed it).
+    let fs = MemFs::new();
+    {
+        let db = common::open_mem(&fs, 1 << 20);
+        db.put("a", "1").unwrap();
+    }
+    let current = fs.read(Path::new("/db/CURRENT")).unwrap();
+    let manifest = String::from_utf8(current).unwrap().trim_end().to_string();
+    fs.remove_file(&Path::new("/db").join(&manifest)).unwrap();
+    let err = Db::open("/db", common::mem_options(&fs, 1 << 20)).unwrap_err();
+    assert!(
+        err.is_corruption() && err.to_string().contains(&manifest),
+        "{err}"
+    );
+}
+
+#[test]
 fn obsolete_files_are_removed_and_file_numbers_never_repeat() {
     let fs = MemFs::new();
     let number = |n: &str| {

@@ -196,7 +196,12 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version
     {
         let mut txns = inner.txns.lock();
         for slot in group {
-            if let Some(Err(conflict)) = slot.check.as_ref().map(|c| c.validate(&txns)) {
+            // Planted bug (G6): commit a transaction without its conflict check.
+            let check = slot
+                .check
+                .as_ref()
+                .filter(|_| !chronokv_vfs::bug!("txn-skips-validation"));
+            if let Some(Err(conflict)) = check.map(|c| c.validate(&txns)) {
                 results.push(Err(conflict));
                 continue;
             }
@@ -224,7 +229,8 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version
     }
     let wal_before = wal.writer.len();
     let logged = wal.writer.append(&records).and_then(|()| {
-        if group.iter().any(|s| s.sync) {
+        // Planted bug (G6): acknowledge a `Sync` group without fsyncing the WAL.
+        if group.iter().any(|s| s.sync) && !chronokv_vfs::bug!("commit-skips-wal-sync") {
             wal.writer.sync()
         } else {
             Ok(())

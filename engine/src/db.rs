@@ -445,6 +445,8 @@ impl Db {
         let synced = {
             let mut wal = self.inner.wal.lock();
             match self.inner.check_writable() {
+                // Planted bug (G6): close without syncing the last WAL segment.
+                Ok(()) if chronokv_vfs::bug!("close-skips-wal-sync") => Ok(()),
                 Ok(()) => wal.writer.sync().map_err(Error::from),
                 // Nothing more can be made durable; reopening recovers what is.
                 Err(_) => Ok(()),

@@ -110,8 +110,14 @@ impl Inner {
             .registry
             .lowest_floor()
             .map_or(horizon, |f| f.min(horizon));
+        // Planted bug (G6): compaction forgets the live snapshots.
+        let snapshots = if chronokv_vfs::bug!("gc-ignores-snapshots") {
+            Vec::new()
+        } else {
+            readers.registry.snapshots()
+        };
         GcRules {
-            snapshots: readers.registry.snapshots(),
+            snapshots,
             retain_from: Some(retain_from),
             keep_newest: self.opts.history_versions_per_key,
         }

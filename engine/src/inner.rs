@@ -228,7 +228,13 @@ impl Inner {
         self.check_writable()?;
         // Segment n must be durable before n+1 is written, or a crash could keep a later
         // segment and lose an earlier one (a hole in the commit order).
-        if let Err(e) = wal.writer.sync() {
+        // Planted bug (G6): start segment n+1 without syncing segment n.
+        let synced = if chronokv_vfs::bug!("rotate-skips-wal-sync") {
+            Ok(())
+        } else {
+            wal.writer.sync()
+        };
+        if let Err(e) = synced {
             let e = Error::from(e);
             self.poison(&e);
             return Err(e);
@@ -277,6 +283,12 @@ impl Inner {
     /// Flushes the oldest sealed memtable: run, manifest edit, view swap, WAL removal.
     pub fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
         let run = self.write_run(mem)?;
+        // Planted bug (G6): delete the WAL segment before the edit that makes it obsolete.
+        if chronokv_vfs::bug!("flush-unlinks-wal-early") {
+            let _ = self
+                .vfs
+                .remove_file(&files::wal_path(&self.dir, mem.log_number()));
+        }
         let mut tree = self.tree.lock();
         let remaining_min_log = {
             let view = self.current_view();
@@ -354,6 +366,11 @@ impl Inner {
     /// the tree lock is released, and every append checks for poisoning first (a flush or a
     /// compaction in another thread may be about to append).
     pub fn append_edit(&self, tree: &mut Tree, edit: &VersionEdit) -> Result<()> {
+        // Planted bug (G6): the fix for G2's first finding undone: a failed append does not
+        // stop the other background thread from appending behind it.
+        if chronokv_vfs::bug!("manifest-failure-not-poisoned") {
+            return self.append_edit_unchecked(tree, edit);
+        }
         self.check_writable()?;
         let appended = self.append_edit_unchecked(tree, edit);
         if let Err(e) = &appended {
@@ -369,6 +386,10 @@ impl Inner {
             let number = self.alloc_file_number();
             tree.state.next_file_number = self.next_file.load(Ordering::SeqCst);
             let times = self.times.lock().clone();
+            // Planted bug (G6): delete the old manifest before CURRENT names the new one.
+            if chronokv_vfs::bug!("manifest-unlinks-old-early") {
+                let _ = self.vfs.remove_file(tree.manifest.path());
+            }
             let fresh =
                 ManifestWriter::create(self.vfs.as_ref(), &self.dir, number, &tree.state, &times)?;
             let old = std::mem::replace(&mut tree.manifest, fresh);
@@ -393,8 +414,13 @@ impl Inner {
                 }
             };
             if let Err(e) = self.flush_memtable(&mem) {
-                self.poison(&e);
-                return;
+                // Planted bug (G6): retry a failed flush once instead of stopping the engine.
+                let retried = chronokv_vfs::bug!("flush-retries-after-error")
+                    && self.flush_memtable(&mem).is_ok();
+                if !retried {
+                    self.poison(&e);
+                    return;
+                }
             }
             self.refresh_stall();
             let _bg = self.bg.lock();

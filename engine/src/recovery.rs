@@ -43,7 +43,16 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     let lock = files::lock_dir(vfs.as_ref(), dir)?;
 
     let mut state = match manifest::current(vfs.as_ref(), dir)? {
-        Some(path) => manifest::read(vfs.as_ref(), &path)?,
+        Some(path) => manifest::read(vfs.as_ref(), &path).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Error::corruption(
+                    &path,
+                    0,
+                    "CURRENT names this manifest but the file is missing",
+                )
+            }
+            e => e,
+        })?,
         None if opts.create_if_missing => TreeState::default(),
         None => {
             return Err(Error::InvalidArgument(format!(
@@ -87,6 +96,13 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         &mut times,
     )?;
     let last_time = times.marks().last().map_or(0, |&(_, t)| t);
+    // Planted bug (G6): versions restart after the flushed ones, forgetting those the WAL
+    // replay recovered (a high-water mark not carried across a restart).
+    let last_version = if chronokv_vfs::bug!("recovery-reuses-versions") {
+        state.flushed_version
+    } else {
+        last_version
+    };
 
     let manifest_number = state.next_file_number;
     state.next_file_number += 1;

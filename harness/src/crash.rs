@@ -16,14 +16,30 @@
 //!   the commit log applied up to that version (so no hole, no resurrected delete: **R**);
 //! - **A** the recovered version is the end of a commit (no half batch).
 //!
+//! Two checks outside the crash points (both added for G6, when planted bugs slipped past
+//! the checks above):
+//!
+//! - **S** while the workload runs, a snapshot taken every [`SNAPSHOT_EVERY`] steps is held
+//!   for [`SNAPSHOT_HOLD`] steps (across flushes and compactions) and then read in full: it
+//!   must show exactly the log up to its version;
+//! - **close** `Db::close` syncs the WAL (its documented promise), so the power-loss image
+//!   of the closed database (`crash_clone`, synced state only) holds every commit.
+//!
 //! The background threads make the exact sequence of calls vary a little between runs of
 //! the same seed; the seed reproduces the workload, and a violation prints the seed, the
 //! crash point and the mode.
 
-use crate::workload::{self, apply, check_recovered, mark_durable, Commit, Script, Step, DIR};
+use crate::workload::{self, apply, check_recovered, mark_durable, model_at, Commit, Script};
+use crate::workload::{Step, DIR};
 use chronokv::vfs::{CrashMode, MemFs};
-use chronokv::{Db, Options};
+use chronokv::{Db, Options, Snapshot};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The workload takes a snapshot every this many steps...
+pub const SNAPSHOT_EVERY: usize = 40;
+/// ...and reads it back in full this many steps later.
+pub const SNAPSHOT_HOLD: usize = 30;
 
 /// Figures of a crash run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,15 +71,54 @@ fn options(fs: &MemFs, compaction_threads: usize) -> Options {
     workload::options(Arc::new(fs.clone()), compaction_threads)
 }
 
-/// Runs the workload of `seed` with `ops` operations; returns the file system (with its
-/// crash points) and the commit log.
-fn workload(seed: u64, ops: usize) -> Result<(MemFs, Vec<Commit>), String> {
+/// Reads `snap` in full and compares it with the log up to its version (S).
+fn check_snapshot(snap: &Snapshot, log: &[Commit]) -> Option<String> {
+    let v = snap.version().get();
+    let got: Result<BTreeMap<Vec<u8>, Vec<u8>>, _> = snap
+        .scan::<&[u8], _>(..)
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .collect();
+    match got {
+        Err(e) => Some(format!("S: reading the snapshot at v{v} failed: {e}")),
+        Ok(got) if got != model_at(log, v) => {
+            let expect = model_at(log, v);
+            let missing = expect.keys().filter(|k| !got.contains_key(*k)).count();
+            let extra = got.keys().filter(|k| !expect.contains_key(*k)).count();
+            Some(format!(
+                "S: the snapshot at v{v} differs from the log ({missing} missing, {extra} \
+                 extra, others changed)"
+            ))
+        }
+        Ok(_) => None,
+    }
+}
+
+/// What a workload left: the file system (with its crash points), the commit log, and the
+/// violations of the snapshot check (S).
+struct Ran {
+    fs: MemFs,
+    log: Vec<Commit>,
+    snapshot_violations: Vec<String>,
+}
+
+/// Runs the workload of `seed` with `ops` operations.
+fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
     let fs = MemFs::new();
     fs.record_crash_points();
     let db = Db::open(DIR, options(&fs, 1)).map_err(|e| format!("seed {seed}: open: {e}"))?;
     let mut script = Script::new(seed);
     let mut log: Vec<Commit> = Vec::new();
-    for _ in 0..ops {
+    let mut held: Option<Snapshot> = None;
+    let mut snapshot_violations = Vec::new();
+    for i in 0..ops {
+        if i % SNAPSHOT_EVERY == 0 {
+            held = Some(db.snapshot());
+        }
+        if i % SNAPSHOT_EVERY == SNAPSHOT_HOLD {
+            if let Some(v) = held.take().and_then(|s| check_snapshot(&s, &log)) {
+                snapshot_violations.push(format!("seed {seed} step {i}: {v}"));
+            }
+        }
         let started_at = fs.mutations();
         let step = script.next_step();
         let what = match step {
@@ -88,16 +143,17 @@ fn workload(seed: u64, ops: usize) -> Result<(MemFs, Vec<Commit>), String> {
             _ => mark_durable(&mut log, done_at),
         }
     }
+    drop(held);
     db.close().map_err(|e| format!("seed {seed}: close: {e}"))?;
-    Ok((fs, log))
+    Ok(Ran {
+        fs,
+        log,
+        snapshot_violations,
+    })
 }
 
 /// Reopens one crash image and checks the oracle; returns the violation, if any.
 fn check(image: &MemFs, log: &[Commit], point: u64) -> Option<String> {
-    let db = match Db::open(DIR, options(image, 0)) {
-        Ok(db) => db,
-        Err(e) => return Some(format!("O: open failed: {e}")),
-    };
     // Point `p` is recorded before mutating call `p + 1`: a commit acknowledged when
     // `mutations() == m` happened before every point `p >= m`.
     let floor = log
@@ -112,6 +168,16 @@ fn check(image: &MemFs, log: &[Commit], point: u64) -> Option<String> {
         .map(|c| c.last)
         .max()
         .unwrap_or(0);
+    check_between(image, log, floor, ceiling)
+}
+
+/// Reopens `image` and checks that it recovered the log up to a commit between `floor` and
+/// `ceiling` (D, P, A, R) and opened and closed (O).
+fn check_between(image: &MemFs, log: &[Commit], floor: u64, ceiling: u64) -> Option<String> {
+    let db = match Db::open(DIR, options(image, 0)) {
+        Ok(db) => db,
+        Err(e) => return Some(format!("O: open failed: {e}")),
+    };
     if let Some(v) = check_recovered(&db, log, floor, ceiling) {
         return Some(v);
     }
@@ -128,13 +194,18 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
         ops: ops as u64,
         ..Report::default()
     };
-    let (fs, log) = match workload(seed, ops) {
+    let Ran {
+        fs,
+        log,
+        snapshot_violations,
+    } = match workload(seed, ops) {
         Ok(x) => x,
         Err(e) => {
             report.violations.push(e);
             return report;
         }
     };
+    report.violations.extend(snapshot_violations);
     let points = fs.crash_points();
     report.points = points as u64;
     for point in (0..points).step_by(stride.max(1)) {
@@ -156,6 +227,14 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
                     .push(format!("seed {seed} point {point} {mode:?}: {v}"));
             }
         }
+    }
+    // After close: the synced state alone holds every commit.
+    let all = log.last().map_or(0, |c| c.last);
+    report.states += 1;
+    if let Some(v) = check_between(&fs.crash_clone(), &log, all, all) {
+        report
+            .violations
+            .push(format!("seed {seed} after close, power loss: {v}"));
     }
     report
 }

@@ -13,19 +13,29 @@
 //!   against the writers' acknowledgement logs, each kill filed by the work it interrupted;
 //! - [`model`] (G4): one seeded op log on a dozen engine configurations, every read checked
 //!   against a versioned `BTreeMap` oracle and the configurations against each other;
+//! - [`rot`]: one byte of a synced WAL segment or run changed, each image reopened and
+//!   scanned: the damage must be reported as corruption, never read as data (added when two
+//!   bugs planted for G6 got past every other stage);
+//! - [`bugs`] (G6, testing the tester): bugs planted in the engine behind the
+//!   `bug-injection` feature, each run against the short stage that must catch it, with a
+//!   control run of every stage without a bug;
 //! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
 //!   the stable corpus replay test.
 //!
-//! [`workload`] holds what G1 and G2 share. The `chronokv-harness` binary runs the stages
-//! and prints their figures (and is, with its `stress` subcommand, G3's stress process).
+//! [`workload`] holds the script, configuration and oracle that `crash`, `faults` and `rot`
+//! share. The `chronokv-harness` binary runs the stages and prints their figures; planted
+//! bugs exist only in a build with the `bug-injection` feature (`CHRONOKV_BUG=name` selects
+//! one per process).
 
 pub mod bank;
+pub mod bugs;
 pub mod crash;
 pub mod faults;
 pub mod fuzz_targets;
 pub mod killloop;
 pub mod model;
 mod rng;
+pub mod rot;
 pub mod workload;
 
 pub use rng::Rng;

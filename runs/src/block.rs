@@ -121,7 +121,11 @@ pub fn decode(
         return Err(corrupt("block message beyond the end of the file".into()));
     }
     let msg = file.slice_with_length(off as usize, len as usize);
-    if crc32fast::hash(msg.as_slice()) != entry.crc && !crate::checksums_skipped() {
+    // Planted bug (G6): blocks are read without their checksum check.
+    if crc32fast::hash(msg.as_slice()) != entry.crc
+        && !crate::checksums_skipped()
+        && !chronokv_vfs::bug!("run-skips-block-crc")
+    {
         return Err(corrupt("block checksum mismatch".into()));
     }
     check_buffers(msg.as_slice(), entry.meta_len as usize).map_err(corrupt)?;

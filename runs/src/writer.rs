@@ -425,7 +425,10 @@ impl RunWriter {
             .file
             .take()
             .ok_or_else(|| Error::InvalidInput("writer closed".into()))?;
-        file.sync().map_err(|e| Error::io(&self.tmp_path, e))?;
+        // Planted bug (G6): publish the run without fsyncing its bytes.
+        if !chronokv_vfs::bug!("run-skips-fsync") {
+            file.sync().map_err(|e| Error::io(&self.tmp_path, e))?;
+        }
         drop(file);
         self.vfs
             .rename(&self.tmp_path, &self.final_path)
@@ -434,7 +437,10 @@ impl RunWriter {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        self.vfs.sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Planted bug (G6): skip the directory sync after the rename.
+        if !chronokv_vfs::bug!("run-skips-dir-sync") {
+            self.vfs.sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
         let max_key = private
             .key(private.entries[private.entries.len() - 1].last_key)
             .to_vec();

@@ -17,6 +17,8 @@
 //! Thread-safety: every implementation is `Send + Sync`; a [`WritableFile`] is owned by one
 //! writer at a time.
 
+#[cfg(feature = "bug-injection")]
+pub mod bug;
 mod crash;
 mod fault;
 #[cfg(fuzzing)]
@@ -28,6 +30,21 @@ pub use crash::CrashMode;
 pub use fault::{CallRecord, FaultFs, FaultKind, FaultMode, InjectedFailure, MutatingOp};
 pub use mem::MemFs;
 pub use real::RealFs;
+
+/// True when the planted bug `$name` is selected (`CHRONOKV_BUG=$name`): only in a crate
+/// built with its own `bug-injection` feature (which must enable `chronokv-vfs/bug-injection`);
+/// the literal `false` otherwise, so normal builds carry no bug code. See [`bug`] (compiled
+/// with the feature only) and RELIABILITY.md G6.
+#[macro_export]
+macro_rules! bug {
+    ($name:literal) => {{
+        #[cfg(feature = "bug-injection")]
+        let on = $crate::bug::active($name);
+        #[cfg(not(feature = "bug-injection"))]
+        let on = false;
+        on
+    }};
+}
 
 use std::fmt::Debug;
 use std::io;

@@ -130,7 +130,14 @@ pub fn read_segment(
             ),
         )),
         RecoveryMode::TolerateTornTail => {
-            match find_durable_frame_after(&data, log_number, damage.offset) {
+            // Planted bug (G6): any damage in the newest segment is taken for a torn tail,
+            // even before data a later frame records as synced.
+            let durable_after = if chronokv_vfs::bug!("wal-midlog-truncate") {
+                None
+            } else {
+                find_durable_frame_after(&data, log_number, damage.offset)
+            };
+            match durable_after {
                 Some((c, durable)) => Err(Error::corruption(
                     path,
                     at,

@@ -46,7 +46,10 @@ impl SegmentWriter {
     pub fn create(vfs: &dyn Vfs, dir: &Path, log_number: u64) -> Result<Self, Error> {
         let path = dir.join(segment_file_name(log_number));
         let file = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
-        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        // Planted bug (G6): skip the directory sync, so the segment's entry may vanish.
+        if !chronokv_vfs::bug!("wal-create-skips-dir-sync") {
+            vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        }
         Ok(SegmentWriter {
             file,
             path,
@@ -132,6 +135,12 @@ impl SegmentWriter {
     pub fn sync(&mut self) -> Result<(), Error> {
         self.check_usable()?;
         if let Err(e) = self.file.sync() {
+            // Planted bug (G6): retry a failed fsync and carry on if the retry "succeeds" (the
+            // kernel may have dropped the dirty pages the first one failed to write).
+            if chronokv_vfs::bug!("wal-fsync-retry") && self.file.sync().is_ok() {
+                self.synced_len = self.file.len();
+                return Ok(());
+            }
             self.poisoned = true;
             return Err(Error::io(&self.path, e));
         }

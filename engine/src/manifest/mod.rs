@@ -231,12 +231,18 @@ impl ManifestWriter {
         file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
         file.sync().map_err(|e| Error::io(&path, e))?;
         // The manifest's directory entry must be durable before CURRENT names it.
-        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        // Planted bug (G6): skip that directory sync.
+        if !chronokv_vfs::bug!("manifest-skips-dir-sync") {
+            vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let tmp = dir.join("CURRENT.tmp");
         let mut cur = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         cur.write_all(format!("{name}\n").as_bytes())
             .map_err(|e| Error::io(&tmp, e))?;
-        cur.sync().map_err(|e| Error::io(&tmp, e))?;
+        // Planted bug (G6): rename CURRENT.tmp without fsyncing its contents.
+        if !chronokv_vfs::bug!("current-skips-fsync") {
+            cur.sync().map_err(|e| Error::io(&tmp, e))?;
+        }
         drop(cur);
         let current = dir.join(files::CURRENT);
         vfs.rename(&tmp, &current)
@@ -272,6 +278,10 @@ impl ManifestWriter {
         self.file
             .write_all(&buf)
             .map_err(|e| Error::io(&self.path, e))?;
+        // Planted bug (G6): act on an edit that is not durable.
+        if chronokv_vfs::bug!("manifest-append-skips-fsync") {
+            return Ok(());
+        }
         self.file.sync().map_err(|e| Error::io(&self.path, e))
     }
 }

@@ -3,6 +3,8 @@
 //! `chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K]
 //!   [--keep-images]`
 //! `chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]`
+//! `chronokv-harness rot [--seeds N] [--first-seed S] [--ops N] [--flips K]`
+//! `chronokv-harness bugs [--only NAME] [--no-controls] [--list]` (a `bug-injection` build)
 //!
 //! - `crash`: the simulated power-loss stage (G1): N seeded workloads of `--ops`
 //!   operations, every K-th crash point of each reopened in three modes and checked against
@@ -23,17 +25,26 @@
 //!   operations, each run on every configuration of `chronokv_harness::model::configs`
 //!   (seeds spread over T threads), every result checked against the versioned oracle and
 //!   the configurations' results compared with each other.
+//! - `rot`: per seed, the crash stage's workload run to the end and closed, then `--flips`
+//!   images per WAL segment and run, each with one byte changed, reopened and scanned: the
+//!   damage must be reported as corruption or leave correct contents.
+//! - `bugs`: the planted-bug stage (G6), in a build with the `bug-injection` feature: runs
+//!   this binary once per planted bug with `CHRONOKV_BUG` set and the arguments of the short
+//!   stage that must catch it, expecting it to fail, then every such stage once without a
+//!   bug, expecting it to pass. `--list` prints the bugs.
 //!
 //! Prints one line per seed (`model`: per failed seed, and every 50 seeds), every violation
 //! with the seed that reproduces it, the figures, and a last line `N passed, N failed`
-//! (crash states, fault runs, or model cases: seed x configuration). Exits 1 if anything
-//! failed.
+//! (crash states, fault runs, checks, model cases, images, cycles or detected bugs). Exits 1
+//! if anything failed. In a `bug-injection` build with `CHRONOKV_BUG` set, also prints to
+//! stderr how often the selected bug took effect.
 
 use std::time::Instant;
 
-const USAGE: &str = "usage: chronokv-harness crash|faults|bank [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N]
+const USAGE: &str = "usage: chronokv-harness crash|faults|bank|rot [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N] [--flips K]
        chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]
-       chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K] [--keep-images]";
+       chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K] [--keep-images]
+       chronokv-harness bugs [--only NAME] [--no-controls] [--list]";
 
 fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     match args.iter().position(|a| a == name) {
@@ -56,11 +67,17 @@ struct Params {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let stage = args.first().map(String::as_str);
+    if stage == Some("bugs") {
+        let failed = bugs(&args);
+        report_planted_bug();
+        std::process::exit(i32::from(failed > 0));
+    }
     let (default_ops, default_stride) = match stage {
         Some("crash") => (500, 1),
         Some("faults") => (200, 1),
         Some("model") => (450, 1),
         Some("bank") => (50_000, 1),
+        Some("rot") => (500, 1),
         Some("stress") => {
             use chronokv_harness::killloop::stress::{run, StressArgs};
             match StressArgs::parse(&args[1..]) {
@@ -99,21 +116,123 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let extra = |name: &str, default: u64| match arg(&args, name, default) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("chronokv-harness: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     let failed = match stage {
         Some("crash") => crash(&p),
-        Some("bank") => match arg(&args, "--crashes", 10) {
-            Ok(crashes) => bank(&p, crashes),
-            Err(e) => {
-                eprintln!("chronokv-harness: {e}\n{USAGE}");
-                std::process::exit(2);
-            }
-        },
+        Some("bank") => bank(&p, extra("--crashes", 10)),
+        Some("rot") => rot(&p, extra("--flips", 20)),
         Some("faults") => faults(&p),
         _ => model(&p),
     };
+    report_planted_bug();
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// In a `bug-injection` build with a bug selected: how often it took effect (the `bugs`
+/// runner reads this from stderr; a bug that never took effect was not tested).
+fn report_planted_bug() {
+    #[cfg(feature = "bug-injection")]
+    if let Some(name) = chronokv_vfs::bug::selected() {
+        eprintln!(
+            "planted bug {name} took effect {} times",
+            chronokv_vfs::bug::fired()
+        );
+    }
+}
+
+fn bugs(args: &[String]) -> u64 {
+    use chronokv_harness::bugs::{describe, run, BUGS};
+    if args.iter().any(|a| a == "--list") {
+        for b in BUGS {
+            let stages: Vec<String> = b.stages.iter().map(|s| describe(s)).collect();
+            println!("{}\t{}\t{}\t{}", b.name, b.site, b.what, stages.join(" | "));
+        }
+        return 0;
+    }
+    if !cfg!(feature = "bug-injection") {
+        eprintln!(
+            "chronokv-harness bugs: this binary has no planted bugs; build it with \
+             `cargo build --release -p chronokv-harness --features bug-injection`"
+        );
+        std::process::exit(2);
+    }
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| match args.get(i + 1) {
+            Some(name) => name.as_str(),
+            None => {
+                eprintln!("chronokv-harness: --only needs a bug name\n{USAGE}");
+                std::process::exit(2);
+            }
+        });
+    let controls = !args.iter().any(|a| a == "--no-controls");
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("chronokv-harness bugs: cannot find this binary: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&exe, only, controls) {
+        Ok(failed) => failed,
+        Err(e) => {
+            eprintln!("chronokv-harness bugs: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn rot(p: &Params, flips: u64) -> u64 {
+    use chronokv_harness::rot::{run_seed, Report};
+    let start = Instant::now();
+    let mut total = Report::default();
+    for seed in p.first..p.first + p.seeds {
+        let t = Instant::now();
+        let r = run_seed(seed, p.ops as usize, flips as usize);
+        println!(
+            "seed {seed}: {} files damaged, {} images: {} detected as corruption, {} intact, {} violations, {:.1} s",
+            r.files,
+            r.images,
+            r.detected,
+            r.intact,
+            r.violations.len(),
+            t.elapsed().as_secs_f64()
+        );
+        for v in &r.violations {
+            println!("  VIOLATION {v}");
+        }
+        total.merge(r);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "rot stage: {} workloads x {} ops, {} WAL segments and runs damaged, {} images x 1 changed byte: {} detected as corruption ({} of {} in runs), {} intact, violations {}, {:.1} s",
+        total.workloads,
+        p.ops,
+        total.files,
+        total.images,
+        total.detected,
+        total.run_detected,
+        total.run_images,
+        total.intact,
+        total.violations.len(),
+        secs,
+    );
+    let failed = total.violations.len() as u64;
+    println!(
+        "{} passed, {} failed",
+        total.images.saturating_sub(failed),
+        failed
+    );
+    failed
 }
 
 fn crash(p: &Params) -> u64 {
