@@ -25,7 +25,7 @@ use chronokv_snapshot::{to_commit_time, TimeIndex, Version};
 use chronokv_vfs::Vfs;
 use chronokv_wal::{RecoveryMode, SegmentWriter};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
@@ -86,7 +86,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     wal_numbers.sort_unstable();
     let replayed = Arc::new(Memtable::new(0));
     let mut times = std::mem::take(&mut state.times);
-    let last_version = replay(
+    let (last_version, torn) = replay(
         vfs.as_ref(),
         dir,
         &wal_numbers,
@@ -95,6 +95,13 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         &replayed,
         &mut times,
     )?;
+    // Recovery is about to start a newer segment, after which this one counts as older and
+    // fully synced: cut its torn tail off first, or a recovery interrupted from here on
+    // would leave a store the next open refuses as corrupt.
+    // Planted bug (G6): keep the torn tail.
+    if let Some((path, valid)) = torn.filter(|_| !chronokv_vfs::bug!("recovery-keeps-torn-tail")) {
+        cut_torn_tail(vfs.as_ref(), dir, &path, valid)?;
+    }
     let last_time = times.marks().last().map_or(0, |&(_, t)| t);
     // Planted bug (G6): versions restart after the flushed ones, forgetting those the WAL
     // replay recovered (a high-water mark not carried across a restart).
@@ -137,6 +144,13 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     ));
     inner.readers.lock().horizon = history_horizon;
 
+    // Planted bug (G6): the replayed segments are deleted before the run that holds their
+    // entries is durable and named by the manifest.
+    if !replayed.is_empty() && chronokv_vfs::bug!("recovery-unlinks-wal-early") {
+        for &n in &wal_numbers {
+            let _ = vfs.remove_file(&files::wal_path(dir, n));
+        }
+    }
     // Persist the replayed entries as a run, and record that no older WAL is needed.
     let run = inner.write_run(&replayed)?;
     {
@@ -187,7 +201,8 @@ fn open_runs(
 }
 
 /// Replays WAL segments into `mem` and their commit times into `times`; returns the last
-/// recovered version.
+/// recovered version and, if the newest segment had a torn tail that was tolerated, its path
+/// and the length of its valid prefix.
 fn replay(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -196,9 +211,10 @@ fn replay(
     mode: RecoveryMode,
     mem: &Memtable,
     times: &mut TimeIndex,
-) -> Result<Version> {
+) -> Result<(Version, Option<(PathBuf, u64)>)> {
     let flushed = state.flushed_version.0;
     let mut last = flushed;
+    let mut torn = None;
     for (i, &n) in numbers.iter().enumerate() {
         let path = files::wal_path(dir, n);
         let newest = i + 1 == numbers.len();
@@ -242,12 +258,33 @@ fn replay(
             }
             last = last.max(rec.last_version().0);
         }
-        if contents.damage.is_some() && mode == RecoveryMode::PointInTime {
+        match &contents.damage {
             // Everything after the damage is dropped, later segments included.
-            break;
+            Some(_) if mode == RecoveryMode::PointInTime => break,
+            // Only the newest segment's damage is tolerated in this mode.
+            Some(d) if mode == RecoveryMode::TolerateTornTail => torn = Some((path, d.offset)),
+            _ => {}
         }
     }
-    Ok(Version(last))
+    Ok((Version(last), torn))
+}
+
+/// Replaces the segment at `path` with its first `valid` bytes: written to a temporary file,
+/// synced, renamed over the segment, and the directory synced. A crash in between leaves
+/// either version of the segment (both recover the same records) and perhaps a temporary
+/// file, which the next open removes.
+fn cut_torn_tail(vfs: &dyn Vfs, dir: &Path, path: &Path, valid: u64) -> Result<()> {
+    let data = vfs.read(path).map_err(|e| Error::io(path, e))?;
+    let keep = &data[..(valid as usize).min(data.len())];
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut file = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    file.write_all(keep).map_err(|e| Error::io(&tmp, e))?;
+    file.sync().map_err(|e| Error::io(&tmp, e))?;
+    drop(file);
+    vfs.rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 fn remove_unreferenced(
