@@ -95,14 +95,14 @@ fn check_snapshot(snap: &Snapshot, log: &[Commit]) -> Option<String> {
 
 /// What a workload left: the file system (with its crash points), the commit log, and the
 /// violations of the snapshot check (S).
-struct Ran {
-    fs: MemFs,
-    log: Vec<Commit>,
-    snapshot_violations: Vec<String>,
+pub(crate) struct Ran {
+    pub(crate) fs: MemFs,
+    pub(crate) log: Vec<Commit>,
+    pub(crate) snapshot_violations: Vec<String>,
 }
 
 /// Runs the workload of `seed` with `ops` operations.
-fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
+pub(crate) fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
     let fs = MemFs::new();
     fs.record_crash_points();
     let db = Db::open(DIR, options(&fs, 1)).map_err(|e| format!("seed {seed}: open: {e}"))?;
@@ -154,6 +154,12 @@ fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
 
 /// Reopens one crash image and checks the oracle; returns the violation, if any.
 fn check(image: &MemFs, log: &[Commit], point: u64) -> Option<String> {
+    let (floor, ceiling) = bounds(log, point);
+    check_between(image, log, floor, ceiling)
+}
+
+/// The lowest and highest version a recovery from crash point `point` may end at.
+pub(crate) fn bounds(log: &[Commit], point: u64) -> (u64, u64) {
     // Point `p` is recorded before mutating call `p + 1`: a commit acknowledged when
     // `mutations() == m` happened before every point `p >= m`.
     let floor = log
@@ -168,12 +174,17 @@ fn check(image: &MemFs, log: &[Commit], point: u64) -> Option<String> {
         .map(|c| c.last)
         .max()
         .unwrap_or(0);
-    check_between(image, log, floor, ceiling)
+    (floor, ceiling)
 }
 
 /// Reopens `image` and checks that it recovered the log up to a commit between `floor` and
 /// `ceiling` (D, P, A, R) and opened and closed (O).
-fn check_between(image: &MemFs, log: &[Commit], floor: u64, ceiling: u64) -> Option<String> {
+pub(crate) fn check_between(
+    image: &MemFs,
+    log: &[Commit],
+    floor: u64,
+    ceiling: u64,
+) -> Option<String> {
     let db = match Db::open(DIR, options(image, 0)) {
         Ok(db) => db,
         Err(e) => return Some(format!("O: open failed: {e}")),

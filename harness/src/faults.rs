@@ -109,11 +109,11 @@ impl Report {
     }
 }
 
-static PANICS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// Counts every panic in the process, in any thread (background threads' panics never reach
 /// a `catch_unwind`), then lets the previous hook print it.
-fn count_panics() {
+pub(crate) fn count_panics() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -138,7 +138,7 @@ struct Run {
 }
 
 /// A failure of this call means data or names may be lost: the engine must stop writing.
-fn must_stop(op: MutatingOp) -> bool {
+pub(crate) fn must_stop(op: MutatingOp) -> bool {
     op != MutatingOp::Remove
 }
 

@@ -13,6 +13,8 @@
 //!   against the writers' acknowledgement logs, each kill filed by the work it interrupted;
 //! - [`model`] (G4): one seeded op log on a dozen engine configurations, every read checked
 //!   against a versioned `BTreeMap` oracle and the configurations against each other;
+//! - [`recovery`]: G1 and G2 applied to recovery itself: a crash at every mutating call of
+//!   `Db::open` (and close) on a state that needs repair, and EIO or ENOSPC at every one;
 //! - [`rot`]: one byte of a synced WAL segment or run changed, each image reopened and
 //!   scanned: the damage must be reported as corruption, never read as data (added when two
 //!   bugs planted for G6 got past every other stage);
@@ -34,6 +36,7 @@ pub mod faults;
 pub mod fuzz_targets;
 pub mod killloop;
 pub mod model;
+pub mod recovery;
 mod rng;
 pub mod rot;
 pub mod workload;

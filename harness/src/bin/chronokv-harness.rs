@@ -3,6 +3,7 @@
 //! `chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K]
 //!   [--keep-images]`
 //! `chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]`
+//! `chronokv-harness recovery [--seeds N] [--first-seed S] [--ops N] [--stride K]`
 //! `chronokv-harness rot [--seeds N] [--first-seed S] [--ops N] [--flips K]`
 //! `chronokv-harness bugs [--only NAME] [--no-controls] [--list]` (a `bug-injection` build)
 //!
@@ -25,6 +26,10 @@
 //!   operations, each run on every configuration of `chronokv_harness::model::configs`
 //!   (seeds spread over T threads), every result checked against the versioned oracle and
 //!   the configurations' results compared with each other.
+//! - `recovery`: per seed, the crash stage's workload; every K-th crash point's image is
+//!   recovered cleanly, then with a crash at every mutating call of that recovery (three
+//!   modes) and with EIO and ENOSPC at every one (once and forever); every outcome must end
+//!   at the clean recovery's version with the log's contents.
 //! - `rot`: per seed, the crash stage's workload run to the end and closed, then `--flips`
 //!   images per WAL segment and run, each with one byte changed, reopened and scanned: the
 //!   damage must be reported as corruption or leave correct contents.
@@ -41,7 +46,7 @@
 
 use std::time::Instant;
 
-const USAGE: &str = "usage: chronokv-harness crash|faults|bank|rot [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N] [--flips K]
+const USAGE: &str = "usage: chronokv-harness crash|faults|bank|rot|recovery [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N] [--flips K]
        chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]
        chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K] [--keep-images]
        chronokv-harness bugs [--only NAME] [--no-controls] [--list]";
@@ -78,6 +83,7 @@ fn main() {
         Some("model") => (450, 1),
         Some("bank") => (50_000, 1),
         Some("rot") => (500, 1),
+        Some("recovery") => (500, 50),
         Some("stress") => {
             use chronokv_harness::killloop::stress::{run, StressArgs};
             match StressArgs::parse(&args[1..]) {
@@ -128,6 +134,7 @@ fn main() {
         Some("bank") => bank(&p, extra("--crashes", 10)),
         Some("rot") => rot(&p, extra("--flips", 20)),
         Some("faults") => faults(&p),
+        Some("recovery") => recovery(&p),
         _ => model(&p),
     };
     report_planted_bug();
@@ -189,6 +196,51 @@ fn bugs(args: &[String]) -> u64 {
             std::process::exit(2);
         }
     }
+}
+
+fn recovery(p: &Params) -> u64 {
+    use chronokv_harness::recovery::{run_seed, Report};
+    let start = Instant::now();
+    let mut total = Report::default();
+    for seed in p.first..p.first + p.seeds {
+        let t = Instant::now();
+        let r = run_seed(seed, p.ops as usize, p.stride as usize);
+        println!(
+            "seed {seed}: {} base images, {} recovery calls, {} crash states, {} faulted recoveries ({} faults fired: {} opens failed cleanly, {} survived), {} violations, {:.1} s",
+            r.images,
+            r.recovery_calls,
+            r.crash_states,
+            r.fault_runs,
+            r.injected,
+            r.opens_failed,
+            r.opens_survived,
+            r.violations.len(),
+            t.elapsed().as_secs_f64()
+        );
+        for v in &r.violations {
+            println!("  VIOLATION {v}");
+        }
+        total.merge(r);
+    }
+    println!(
+        "recovery stage: {} seeds, {} base images, {} recovery calls, {} crash states, {} faulted recoveries, {} faults fired, {} reopens after them, {} panics, violations {}, {:.1} s",
+        p.seeds,
+        total.images,
+        total.recovery_calls,
+        total.crash_states,
+        total.fault_runs,
+        total.injected,
+        total.reopens,
+        total.panics,
+        total.violations.len(),
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "{} passed, {} failed",
+        total.checks - total.failed_checks,
+        total.failed_checks
+    );
+    total.failed_checks
 }
 
 fn rot(p: &Params, flips: u64) -> u64 {
