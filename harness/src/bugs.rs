@@ -86,6 +86,18 @@ pub const ROT: Stage = &[
     "--flips",
     "30",
 ];
+/// Crashes and faults during recovery itself, from every 50th crash point of one workload.
+pub const RECOVERY: Stage = &[
+    "recovery",
+    "--seeds",
+    "1",
+    "--first-seed",
+    "1",
+    "--ops",
+    "300",
+    "--stride",
+    "50",
+];
 
 /// One planted bug.
 #[derive(Debug, Clone, Copy)]
@@ -215,6 +227,18 @@ pub const BUGS: &[PlantedBug] = &[
         site: "engine/src/recovery.rs open",
         what: "recovery forgets the replayed WAL's versions: they are invisible, then reused",
         stages: &[CRASH],
+    },
+    PlantedBug {
+        name: "recovery-keeps-torn-tail",
+        site: "engine/src/recovery.rs open",
+        what: "recovery starts a new WAL segment with the torn tail still in the older one",
+        stages: &[RECOVERY],
+    },
+    PlantedBug {
+        name: "recovery-unlinks-wal-early",
+        site: "engine/src/recovery.rs open",
+        what: "recovery deletes the replayed WAL before the run holding its entries is durable",
+        stages: &[RECOVERY],
     },
 ];
 
