@@ -442,6 +442,26 @@ fn incremental_backups_copy_only_new_runs_and_restore_exactly() {
     assert!(err.to_string().contains("no backup 1"), "{err}");
 }
 
+/// A metadata file named with the largest id leaves no id for the next backup: a clear
+/// error, not an overflow (a panic in a debug build, a wrapped id in a release build).
+#[test]
+fn a_backup_after_the_largest_id_is_refused() {
+    let fs = MemFs::new();
+    let vfs: Arc<dyn Vfs> = Arc::new(fs.clone());
+    let db = Db::open("/db", backup_opts(&fs)).unwrap();
+    fill(&db, "a", 20);
+    let engine = BackupEngine::open_with_vfs("/backups", vfs.clone()).unwrap();
+    let mut f = vfs
+        .create(Path::new(&format!("/backups/BACKUP-{}", u64::MAX)))
+        .unwrap();
+    f.write_all(b"not a backup").unwrap();
+    f.sync().unwrap();
+    drop(f);
+    let err = engine.create(&db).unwrap_err();
+    assert!(err.to_string().contains("no backup id is left"), "{err}");
+    assert!(err.to_string().contains(&u64::MAX.to_string()), "{err}");
+}
+
 #[test]
 fn deleting_a_backup_collects_the_runs_only_it_held() {
     let dir = tempfile::tempdir().unwrap();

@@ -190,7 +190,17 @@ impl BackupEngine {
         db.flush()?;
         let pinned = db.inner().pin_tree()?;
         let ids = self.ids()?;
-        let id = ids.last().map_or(1, |last| last + 1);
+        let id = match ids.last() {
+            None => 1,
+            Some(&last) => last.checked_add(1).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{} exists, so no backup id is left in {}; delete it (and perhaps \
+                     the backups before it) first",
+                    self.meta_path(last).display(),
+                    self.dir.display()
+                ))
+            })?,
+        };
         // What earlier backups hold (damaged metadata just teaches nothing: such runs are
         // copied again, under the same content-derived name).
         let mut known: HashMap<String, u32> = HashMap::new();
