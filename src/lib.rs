@@ -42,7 +42,7 @@ pub mod backup {
 /// [`vfs::MemFs`] in tests (it can simulate a power loss with `crash_clone`).
 pub mod vfs {
     pub use chronokv_vfs::{
-        CrashMode, DirLock, FaultFs, FaultKind, FaultMode, MappedFile, MemFs, RealFs, Vfs,
-        WritableFile,
+        CrashMode, DirLock, FaultFs, FaultKind, FaultMode, MappedFile, MemFs, MutatingOp, RealFs,
+        Vfs, WritableFile,
     };
 }

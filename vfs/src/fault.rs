@@ -70,6 +70,8 @@ pub struct InjectedFailure {
     /// The call's number (1 = the first mutating call).
     pub call: u64,
     pub op: MutatingOp,
+    /// The file or directory (for a rename, the source; for a link, the new name).
+    pub path: PathBuf,
     pub kind: FaultKind,
     /// The name of the thread that made the call, if it has one.
     pub thread: Option<String>,
@@ -132,6 +134,7 @@ impl Controls {
         self.failures.lock().push(InjectedFailure {
             call,
             op,
+            path: path.to_path_buf(),
             kind: plan.kind,
             thread: thread(),
         });
@@ -399,12 +402,14 @@ mod tests {
                 InjectedFailure {
                     call: 2,
                     op: MutatingOp::Create,
+                    path: d.join("f"),
                     kind: FaultKind::Enospc,
                     thread: me.clone(),
                 },
                 InjectedFailure {
                     call: 3,
                     op: MutatingOp::Remove,
+                    path: d.join("nothing"),
                     kind: FaultKind::Enospc,
                     thread: me,
                 },
