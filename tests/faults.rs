@@ -304,3 +304,54 @@ fn no_manifest_edit_is_appended_after_a_failed_one() {
     drop(db);
     assert_eq!(reopened_keys(&fs.mem).unwrap(), 50);
 }
+
+/// A compaction's manifest edit that was appended but whose manifest rotation then failed
+/// poisons the engine and leaves the recorded tree ahead of the read view; a checkpoint must
+/// then be refused as `Poisoned`, like a write. (G2 found the racy form of this, once
+/// checkpoints joined its workload: a background compaction failing between the
+/// checkpoint's flush, which checks for poison, and its pin of the tree, which did not, gave
+/// an "internal: the manifest names run N but the read view lacks it" error. The pin now
+/// checks for poison under the tree lock; the race itself is not reproducible from here.)
+#[test]
+fn a_checkpoint_of_a_poisoned_engine_is_refused_as_poisoned() {
+    use chronokv::vfs::{FaultKind, FaultMode, MutatingOp};
+    let start = |fault_at: Option<u64>| {
+        let fs = FaultFs::new(Arc::new(MemFs::new()));
+        let db = Db::open(
+            "/db",
+            Options {
+                vfs: Arc::new(fs.clone()),
+                // Every edit rotates the manifest; no background compaction.
+                max_manifest_bytes: 1,
+                compaction_threads: 0,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        for k in ["a", "b"] {
+            db.put(k, "v").unwrap();
+            db.flush().unwrap();
+        }
+        fs.record_calls();
+        if let Some(at) = fault_at {
+            fs.inject(at, FaultKind::Eio, FaultMode::Once);
+        }
+        (fs, db)
+    };
+    // Where the compaction's manifest rotation creates the new manifest.
+    let (fs, db) = start(None);
+    db.compact_range::<&str, _>(..).unwrap();
+    let rotation = fs
+        .calls()
+        .into_iter()
+        .find(|c| c.op == MutatingOp::Create && c.path.to_string_lossy().contains("MANIFEST-"))
+        .expect("the compaction rotates the manifest")
+        .call;
+    drop(db);
+    let (fs, db) = start(Some(rotation));
+    assert!(db.compact_range::<&str, _>(..).is_err());
+    assert_eq!(fs.injected_count(), 1);
+    let err = db.checkpoint("/checkpoint").unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    assert_eq!(db.get("a").unwrap().unwrap(), "v", "reads go on");
+}

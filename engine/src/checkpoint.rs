@@ -58,8 +58,12 @@ pub(crate) struct PinnedTree {
 impl Inner {
     /// Pins the manifest's tree. Takes the tree lock, under which manifest edits are applied
     /// and the view is swapped, so the view's runs are exactly the state's.
+    /// A poisoned engine refuses: a manifest edit that failed half-way (appended, then the
+    /// manifest rotation failed) leaves the state ahead of the view, and the poison mark is
+    /// set under the same lock.
     pub(crate) fn pin_tree(&self) -> Result<PinnedTree> {
         let tree = self.tree.lock();
+        self.check_writable()?;
         let view = self.current_view();
         let state = tree.state.clone();
         // `times` may be taken while `tree` is held (see inner.rs's lock order).
