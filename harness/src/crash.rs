@@ -25,12 +25,18 @@
 //! - **close** `Db::close` syncs the WAL (its documented promise), so the power-loss image
 //!   of the closed database (`crash_clone`, synced state only) holds every commit.
 //!
+//! And one for checkpoints (the script makes one in about 1% of its steps): a checkpoint
+//! returns holding every commit acknowledged before the call, made durable. In the images
+//! of the points after it returned (one mode per point, in turn), and after close, the
+//! newest such checkpoint directory is opened and must hold exactly the log up to the
+//! version it reported (**K**); the version it reports must be the last acknowledged one.
+//!
 //! The background threads make the exact sequence of calls vary a little between runs of
 //! the same seed; the seed reproduces the workload, and a violation prints the seed, the
 //! crash point and the mode.
 
 use crate::workload::{self, apply, check_recovered, mark_durable, model_at, Commit, Script};
-use crate::workload::{Step, DIR};
+use crate::workload::{checkpoint_dir, Step, DIR};
 use chronokv::vfs::{CrashMode, MemFs};
 use chronokv::{Db, Options, Snapshot};
 use std::collections::BTreeMap;
@@ -52,6 +58,9 @@ pub struct Report {
     pub points_checked: u64,
     /// Crash states (images) reopened and checked.
     pub states: u64,
+    /// Checkpoints made, and checkpoint directories opened in crash images and checked (K).
+    pub checkpoints: u64,
+    pub checkpoint_checks: u64,
     /// One line per violation, with seed, point and mode.
     pub violations: Vec<String>,
 }
@@ -63,6 +72,8 @@ impl Report {
         self.points += other.points;
         self.points_checked += other.points_checked;
         self.states += other.states;
+        self.checkpoints += other.checkpoints;
+        self.checkpoint_checks += other.checkpoint_checks;
         self.violations.extend(other.violations);
     }
 }
@@ -99,6 +110,18 @@ pub(crate) struct Ran {
     pub(crate) fs: MemFs,
     pub(crate) log: Vec<Commit>,
     pub(crate) snapshot_violations: Vec<String>,
+    pub(crate) checkpoints: Vec<Checkpoint>,
+}
+
+/// A checkpoint the workload made.
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpoint {
+    /// Its directory.
+    pub(crate) dir: String,
+    /// The version it reported holding.
+    pub(crate) version: u64,
+    /// Mutating calls made when it returned: it is durable from that point on.
+    pub(crate) done_at: u64,
 }
 
 /// Runs the workload of `seed` with `ops` operations.
@@ -110,6 +133,7 @@ pub(crate) fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
     let mut log: Vec<Commit> = Vec::new();
     let mut held: Option<Snapshot> = None;
     let mut snapshot_violations = Vec::new();
+    let mut checkpoints = Vec::new();
     for i in 0..ops {
         if i % SNAPSHOT_EVERY == 0 {
             held = Some(db.snapshot());
@@ -124,6 +148,7 @@ pub(crate) fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
         let what = match step {
             Step::Flush => "flush",
             Step::Compact => "compact",
+            Step::Checkpoint { .. } => "checkpoint",
             Step::Write { .. } => "write",
         };
         let version = apply(&db, &step).map_err(|e| format!("seed {seed}: {what}: {e}"))?;
@@ -140,6 +165,21 @@ pub(crate) fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
                     mark_durable(&mut log, done_at);
                 }
             }
+            (Step::Checkpoint { n }, Some(version)) => {
+                let acked = log.last().map_or(0, |c| c.last);
+                if version.get() != acked {
+                    snapshot_violations.push(format!(
+                        "seed {seed} step {i}: K: checkpoint {n} holds {version}, but \
+                         v{acked} was the last acknowledged commit"
+                    ));
+                }
+                checkpoints.push(Checkpoint {
+                    dir: checkpoint_dir(n),
+                    version: version.get(),
+                    done_at,
+                });
+                mark_durable(&mut log, done_at);
+            }
             _ => mark_durable(&mut log, done_at),
         }
     }
@@ -149,6 +189,7 @@ pub(crate) fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
         fs,
         log,
         snapshot_violations,
+        checkpoints,
     })
 }
 
@@ -198,6 +239,26 @@ pub(crate) fn check_between(
     None
 }
 
+/// The newest checkpoint that had returned at crash point `point`.
+fn newest_checkpoint(checkpoints: &[Checkpoint], point: u64) -> Option<&Checkpoint> {
+    checkpoints.iter().rev().find(|c| c.done_at <= point)
+}
+
+/// Opens checkpoint `ck` in `image` and checks that it holds exactly the log up to its
+/// version (K).
+fn check_checkpoint(image: &MemFs, log: &[Commit], ck: &Checkpoint) -> Option<String> {
+    let db = match Db::open(&ck.dir, options(image, 0)) {
+        Ok(db) => db,
+        Err(e) => return Some(format!("K: opening {} failed: {e}", ck.dir)),
+    };
+    if let Some(v) = check_recovered(&db, log, ck.version, ck.version) {
+        return Some(format!("K: {}: {v}", ck.dir));
+    }
+    db.close()
+        .err()
+        .map(|e| format!("K: closing {} failed: {e}", ck.dir))
+}
+
 /// Runs the workload of `seed` and checks every `stride`-th crash point in three modes.
 pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
     let mut report = Report {
@@ -209,6 +270,7 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
         fs,
         log,
         snapshot_violations,
+        checkpoints,
     } = match workload(seed, ops) {
         Ok(x) => x,
         Err(e) => {
@@ -217,6 +279,7 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
         }
     };
     report.violations.extend(snapshot_violations);
+    report.checkpoints = checkpoints.len() as u64;
     let points = fs.crash_points();
     report.points = points as u64;
     for point in (0..points).step_by(stride.max(1)) {
@@ -227,7 +290,8 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
             CrashMode::RandomPages { seed: salt },
             CrashMode::TornWrite { seed: salt },
         ];
-        for mode in modes {
+        let checkpoint = newest_checkpoint(&checkpoints, point as u64);
+        for (m, mode) in modes.into_iter().enumerate() {
             let Some(image) = fs.crash_image(point, mode) else {
                 continue;
             };
@@ -237,15 +301,33 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
                     .violations
                     .push(format!("seed {seed} point {point} {mode:?}: {v}"));
             }
+            // The checkpoint in one mode per point, in turn: it costs an open of its own.
+            if let Some(ck) = checkpoint.filter(|_| point % 3 == m) {
+                report.checkpoint_checks += 1;
+                if let Some(v) = check_checkpoint(&image, &log, ck) {
+                    report
+                        .violations
+                        .push(format!("seed {seed} point {point} {mode:?}: {v}"));
+                }
+            }
         }
     }
     // After close: the synced state alone holds every commit.
     let all = log.last().map_or(0, |c| c.last);
     report.states += 1;
-    if let Some(v) = check_between(&fs.crash_clone(), &log, all, all) {
+    let after_close = fs.crash_clone();
+    if let Some(v) = check_between(&after_close, &log, all, all) {
         report
             .violations
             .push(format!("seed {seed} after close, power loss: {v}"));
+    }
+    if let Some(ck) = checkpoints.last() {
+        report.checkpoint_checks += 1;
+        if let Some(v) = check_checkpoint(&after_close, &log, ck) {
+            report
+                .violations
+                .push(format!("seed {seed} after close, power loss: {v}"));
+        }
     }
     report
 }

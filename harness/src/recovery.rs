@@ -202,7 +202,7 @@ fn faulted_recovery(
             Err(e) => Some(format!("O: the open failed without a fault: {e}")),
             Ok(db) => {
                 let mut violation = check_recovered(&db, log, r, r);
-                let stopped = fs.injected().iter().any(|f| must_stop(f.op));
+                let stopped = fs.injected().iter().any(must_stop);
                 if violation.is_none() && stopped {
                     // A failed create, write, sync or rename may have lost data or names:
                     // the engine must not accept writes, even with the disk working again.

@@ -1,9 +1,10 @@
 //! What the crash stage (G1) and the I/O-error stage (G2) share: the engine configuration,
 //! the seeded operation script, the commit log and the recovery oracle.
 //!
-//! The script: per step, 3% explicit flushes, 1% full manual compactions, otherwise a
-//! commit of one put or delete (or, 11% of the time, a batch of up to 5) over 48 keys with
-//! values of up to 119 bytes, 30% of commits with `Durability::Sync`. The configuration (1 KiB
+//! The script: per step, 3% explicit flushes, 1% full manual compactions, 1% checkpoints
+//! (each into a new directory), otherwise a commit of one put or delete (or, 10% of the
+//! time, a batch of up to 5) over 48 keys with values of up to 119 bytes, 30% of commits
+//! with `Durability::Sync`. The configuration (1 KiB
 //! memtable, 256-byte blocks, leveled compaction at 2 level-0 runs, 2 KiB manifests) makes
 //! WAL rotation, flushes, compactions and manifest rotations happen many times per script.
 
@@ -43,19 +44,33 @@ pub type Change = (Vec<u8>, Option<Vec<u8>>);
 pub enum Step {
     Flush,
     Compact,
-    Write { changes: Vec<Change>, sync: bool },
+    /// `Db::checkpoint` into [`checkpoint_dir`]`(n)`, the script's n-th checkpoint.
+    Checkpoint {
+        n: u64,
+    },
+    Write {
+        changes: Vec<Change>,
+        sync: bool,
+    },
+}
+
+/// Where a script's n-th checkpoint goes.
+pub fn checkpoint_dir(n: u64) -> String {
+    format!("/checkpoint-{n}")
 }
 
 /// The seeded script of a workload: an endless sequence of steps.
 #[derive(Debug, Clone)]
 pub struct Script {
     rng: Rng,
+    checkpoints: u64,
 }
 
 impl Script {
     pub fn new(seed: u64) -> Script {
         Script {
             rng: Rng::new(seed),
+            checkpoints: 0,
         }
     }
 
@@ -68,6 +83,12 @@ impl Script {
         }
         if roll < 4 {
             return Step::Compact;
+        }
+        if roll < 5 {
+            self.checkpoints += 1;
+            return Step::Checkpoint {
+                n: self.checkpoints,
+            };
         }
         let n = if roll < 15 { 1 + rng.below(5) } else { 1 };
         let mut changes = Vec::new();
@@ -86,11 +107,13 @@ impl Script {
     }
 }
 
-/// Runs one step. A write returns the version of its last entry.
+/// Runs one step. A write returns the version of its last entry, a checkpoint the version
+/// it holds.
 pub fn apply(db: &Db, step: &Step) -> Result<Option<Version>, Error> {
     match step {
         Step::Flush => db.flush().map(|()| None),
         Step::Compact => db.compact_range::<&[u8], _>(..).map(|()| None),
+        Step::Checkpoint { n } => db.checkpoint(checkpoint_dir(*n)).map(|i| Some(i.version)),
         Step::Write { changes, sync } => {
             let mut batch = WriteBatch::new();
             for (k, v) in changes {

@@ -295,10 +295,12 @@ fn crash(p: &Params) -> u64 {
         let t = Instant::now();
         let r = run_seed(seed, p.ops as usize, p.stride as usize);
         println!(
-            "seed {seed}: {} crash points, {} checked, {} states, {} violations, {:.1} s",
+            "seed {seed}: {} crash points, {} checked, {} states, {} checkpoints ({} checked in images), {} violations, {:.1} s",
             r.points,
             r.points_checked,
             r.states,
+            r.checkpoints,
+            r.checkpoint_checks,
             r.violations.len(),
             t.elapsed().as_secs_f64()
         );
@@ -309,13 +311,15 @@ fn crash(p: &Params) -> u64 {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "crash stage: {} workloads x {} ops, crash states tried {}, crash points covered {}/{} ({:.0}%), violations {}, {:.1} s ({:.2} ms per state)",
+        "crash stage: {} workloads x {} ops, crash states tried {}, crash points covered {}/{} ({:.0}%), checkpoints {} (checked {} times in crash images), violations {}, {:.1} s ({:.2} ms per state)",
         total.workloads,
         p.ops,
         total.states,
         total.points_checked,
         total.points,
         100.0 * total.points_checked as f64 / total.points.max(1) as f64,
+        total.checkpoints,
+        total.checkpoint_checks,
         total.violations.len(),
         secs,
         1000.0 * secs / total.states.max(1) as f64,
@@ -323,7 +327,7 @@ fn crash(p: &Params) -> u64 {
     let failed = total.violations.len() as u64;
     println!(
         "{} passed, {} failed",
-        total.states.saturating_sub(failed),
+        (total.states + total.checkpoint_checks).saturating_sub(failed),
         failed
     );
     failed
