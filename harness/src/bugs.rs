@@ -130,7 +130,7 @@ pub const BUGS: &[PlantedBug] = &[
         name: "close-skips-wal-sync",
         site: "engine/src/db.rs shutdown",
         what: "close does not sync the last WAL segment (buffered, acknowledged writes lost)",
-        stages: &[CRASH],
+        stages: &[CRASH, CRASH_MORE],
     },
     PlantedBug {
         name: "wal-create-skips-dir-sync",
@@ -226,6 +226,12 @@ pub const BUGS: &[PlantedBug] = &[
         name: "recovery-reuses-versions",
         site: "engine/src/recovery.rs open",
         what: "recovery forgets the replayed WAL's versions: they are invisible, then reused",
+        stages: &[CRASH],
+    },
+    PlantedBug {
+        name: "checkpoint-skips-flush",
+        site: "engine/src/db.rs checkpoint",
+        what: "a checkpoint leaves out the commits still in memtables",
         stages: &[CRASH],
     },
     PlantedBug {
