@@ -74,8 +74,9 @@ fn sync_writes_survive_power_loss_and_recovery_is_a_prefix() {
     assert_eq!(present, (0..present.len() as u32).collect::<Vec<_>>());
 }
 
-#[test]
-fn a_torn_wal_tail_is_cut_and_the_rest_recovered() {
+/// A store whose 50 puts (k00..k49) are all in its one WAL segment: the file system, the
+/// segment's path and its length.
+fn fifty_puts_in_one_segment() -> (MemFs, std::path::PathBuf, usize) {
     let fs = MemFs::new();
     {
         let db = common::open_mem(&fs, 1 << 20);
@@ -85,6 +86,12 @@ fn a_torn_wal_tail_is_cut_and_the_rest_recovered() {
     }
     let wal = Path::new("/db").join(&wal_files(&fs)[0]);
     let len = fs.file_size(&wal).unwrap() as usize;
+    (fs, wal, len)
+}
+
+#[test]
+fn a_torn_wal_tail_is_cut_and_the_rest_recovered() {
+    let (fs, wal, len) = fifty_puts_in_one_segment();
     for cut in [len - 1, len - 5, len - 30, len / 2, 3] {
         let f = fs.crash_clone();
         f.truncate(&wal, cut).unwrap();
@@ -111,15 +118,7 @@ fn a_torn_wal_tail_is_cut_and_the_rest_recovered() {
 /// new segment.
 #[test]
 fn a_recovery_interrupted_after_a_torn_tail_recovers_again() {
-    let fs = MemFs::new();
-    {
-        let db = common::open_mem(&fs, 1 << 20);
-        for i in 0..50u32 {
-            db.put(format!("k{i:02}"), format!("v{i}")).unwrap();
-        }
-    }
-    let wal = Path::new("/db").join(&wal_files(&fs)[0]);
-    let len = fs.file_size(&wal).unwrap() as usize;
+    let (fs, wal, len) = fifty_puts_in_one_segment();
     let torn = fs.crash_clone();
     torn.truncate(&wal, len - 5).unwrap();
     // A clean recovery: what every interrupted one must come back to.
