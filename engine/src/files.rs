@@ -27,6 +27,27 @@ pub fn lock_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn DirLock>> {
         _ => Error::io(&path, e),
     })
 }
+
+/// `path` with `.tmp` appended: where a file is written before it is renamed into place.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Replaces (or creates) the file at `path` in `dir` with `bytes`, atomically and durably:
+/// written to [`tmp_path`], synced, renamed over `path`, and `dir` synced. A crash leaves
+/// the old file or the new one, and perhaps the temporary file.
+pub fn replace_durably(vfs: &dyn Vfs, dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let mut f = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    vfs.rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+}
+
 pub const CURRENT: &str = "CURRENT";
 const MANIFEST_PREFIX: &str = "MANIFEST-";
 const RUN_SUFFIX: &str = ".arrow";

@@ -269,22 +269,13 @@ fn replay(
     Ok((Version(last), torn))
 }
 
-/// Replaces the segment at `path` with its first `valid` bytes: written to a temporary file,
-/// synced, renamed over the segment, and the directory synced. A crash in between leaves
-/// either version of the segment (both recover the same records) and perhaps a temporary
-/// file, which the next open removes.
+/// Replaces the segment at `path` with its first `valid` bytes (see
+/// [`files::replace_durably`]). A crash in between leaves either version of the segment
+/// (both recover the same records) and perhaps a temporary file, which the next open removes.
 fn cut_torn_tail(vfs: &dyn Vfs, dir: &Path, path: &Path, valid: u64) -> Result<()> {
     let data = vfs.read(path).map_err(|e| Error::io(path, e))?;
     let keep = &data[..(valid as usize).min(data.len())];
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let mut file = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(keep).map_err(|e| Error::io(&tmp, e))?;
-    file.sync().map_err(|e| Error::io(&tmp, e))?;
-    drop(file);
-    vfs.rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+    files::replace_durably(vfs, dir, path, keep)
 }
 
 fn remove_unreferenced(

@@ -237,7 +237,7 @@ impl BackupEngine {
         for (i, from) in &to_copy {
             let run = &mut runs[*i];
             let to = self.run_path(run);
-            let tmp = tmp_path(&to);
+            let tmp = files::tmp_path(&to);
             run.file_crc = copy_file_with(vfs, from, &tmp, &mut |n| {
                 done += n;
                 progress(done, total);
@@ -275,15 +275,7 @@ impl BackupEngine {
 
     fn write_meta(&self, meta: &BackupMeta) -> Result<()> {
         let vfs = self.vfs.as_ref();
-        let path = self.meta_path(meta.id);
-        let tmp = tmp_path(&path);
-        let mut f = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&meta.encode())
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.sync().map_err(|e| Error::io(&tmp, e))?;
-        drop(f);
-        vfs.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        vfs.sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))
+        files::replace_durably(vfs, &self.dir, &self.meta_path(meta.id), &meta.encode())
     }
 
     /// Reads every byte of backup `id`: its metadata's checksum, and for every run the
@@ -534,12 +526,6 @@ impl BackupEngine {
         }
         Ok(())
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
 }
 
 fn now_micros() -> u64 {
