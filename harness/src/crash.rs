@@ -226,17 +226,35 @@ pub(crate) fn check_between(
     floor: u64,
     ceiling: u64,
 ) -> Option<String> {
-    let db = match Db::open(DIR, options(image, 0)) {
-        Ok(db) => db,
-        Err(e) => return Some(format!("O: open failed: {e}")),
-    };
+    recover_checked(image, log, floor, ceiling).err()
+}
+
+/// [`check_between`], returning the recovered version when the checks pass.
+pub(crate) fn recover_checked(
+    image: &MemFs,
+    log: &[Commit],
+    floor: u64,
+    ceiling: u64,
+) -> Result<u64, String> {
+    recover_checked_in(DIR, image, log, floor, ceiling)
+}
+
+/// [`recover_checked`] for the database in `dir` (the workload's, or a checkpoint's).
+fn recover_checked_in(
+    dir: &str,
+    image: &MemFs,
+    log: &[Commit],
+    floor: u64,
+    ceiling: u64,
+) -> Result<u64, String> {
+    let db = Db::open(dir, options(image, 0)).map_err(|e| format!("O: open failed: {e}"))?;
     if let Some(v) = check_recovered(&db, log, floor, ceiling) {
-        return Some(v);
+        return Err(v);
     }
-    if let Err(e) = db.close() {
-        return Some(format!("O: close after recovery failed: {e}"));
-    }
-    None
+    let recovered = db.latest_version().get();
+    db.close()
+        .map_err(|e| format!("O: close after recovery failed: {e}"))?;
+    Ok(recovered)
 }
 
 /// The newest checkpoint that had returned at crash point `point`.
@@ -247,16 +265,9 @@ fn newest_checkpoint(checkpoints: &[Checkpoint], point: u64) -> Option<&Checkpoi
 /// Opens checkpoint `ck` in `image` and checks that it holds exactly the log up to its
 /// version (K).
 fn check_checkpoint(image: &MemFs, log: &[Commit], ck: &Checkpoint) -> Option<String> {
-    let db = match Db::open(&ck.dir, options(image, 0)) {
-        Ok(db) => db,
-        Err(e) => return Some(format!("K: opening {} failed: {e}", ck.dir)),
-    };
-    if let Some(v) = check_recovered(&db, log, ck.version, ck.version) {
-        return Some(format!("K: {}: {v}", ck.dir));
-    }
-    db.close()
+    recover_checked_in(&ck.dir, image, log, ck.version, ck.version)
         .err()
-        .map(|e| format!("K: closing {} failed: {e}", ck.dir))
+        .map(|v| format!("K: {}: {v}", ck.dir))
 }
 
 /// Runs the workload of `seed` and checks every `stride`-th crash point in three modes.

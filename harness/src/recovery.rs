@@ -26,7 +26,7 @@
 //! Violations name the seed, the base image's point and mode, and the recovery's crash point
 //! or fault, which reproduce them.
 
-use crate::crash::{bounds, check_between, workload, Ran};
+use crate::crash::{bounds, check_between, recover_checked, workload, Ran};
 use crate::faults::{count_panics, must_stop, PANICS};
 use crate::workload::{self, check_recovered, Commit, DIR};
 use chronokv::vfs::{CrashMode, MemFs};
@@ -129,7 +129,7 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
         // The clean recovery, with its crash points recorded.
         let probe = copy(&base);
         probe.record_crash_points();
-        let recovered = clean_recovery(&probe, &log, floor, ceiling);
+        let recovered = recover_checked(&probe, &log, floor, ceiling);
         let r = match recovered {
             Ok(r) => {
                 report.check(|| at.clone(), None);
@@ -161,18 +161,6 @@ pub fn run_seed(seed: u64, ops: usize, stride: usize) -> Report {
         }
     }
     report
-}
-
-/// Opens and closes `fs`, checking G1's oracle; returns the recovered version.
-fn clean_recovery(fs: &MemFs, log: &[Commit], floor: u64, ceiling: u64) -> Result<u64, String> {
-    let db = Db::open(DIR, workload::options(Arc::new(fs.clone()), 0))
-        .map_err(|e| format!("O: open failed: {e}"))?;
-    if let Some(v) = check_recovered(&db, log, floor, ceiling) {
-        return Err(v);
-    }
-    let r = db.latest_version().get();
-    db.close().map_err(|e| format!("O: close failed: {e}"))?;
-    Ok(r)
 }
 
 /// Recovers a copy of `base` with a fault at mutating call `n`, then reopens what it left.
