@@ -237,6 +237,10 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version
         }
     });
     if let Err(e) = logged {
+        // Every batch met the WAL's limits before it queued (`WriteBatch` bounds its size
+        // and refuses oversized entries), so a caller's mistake never gets here: this is a
+        // failed write or sync of the device (or a broken engine invariant), and nothing
+        // more may be acknowledged.
         let e = Error::from(e);
         inner.poison(&e);
         // The group's versions will never be visible: transactions waiting for them to be

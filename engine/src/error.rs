@@ -157,6 +157,9 @@ impl From<chronokv_wal::Error> for Error {
                 offset,
                 reason,
             },
+            refused @ chronokv_wal::Error::Refused { .. } => {
+                Error::InvalidArgument(refused.to_string())
+            }
             other => Error::Corruption {
                 file: PathBuf::new(),
                 offset: 0,

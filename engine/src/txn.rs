@@ -19,6 +19,7 @@
 //! without recording is still being published would miss that group's keys, so `begin`
 //! waits until the newest unrecorded version is visible: at most one group commit.
 
+use crate::batch::total_problem;
 use crate::commit::TxnCheck;
 use crate::db::{owned_bounds, prefix_bounds, Db, Iter};
 use crate::error::{Error, Result};
@@ -27,6 +28,7 @@ use crate::options::Durability;
 use crate::WriteBatch;
 use bytes::Bytes;
 use chronokv_snapshot::{KeyRange, ReadSet, Version};
+use chronokv_wal::entry_encoded_len;
 use parking_lot::Mutex;
 use std::collections::btree_map::{self, BTreeMap};
 use std::ops::{Bound, RangeBounds};
@@ -53,6 +55,10 @@ pub struct TransactionOptions {
     pub read_only: bool,
     /// The durability of the commit (default: `Options::durability`).
     pub durability: Option<Durability>,
+    /// The most bytes the buffered writes may take, encoded as a batch (default and cap:
+    /// [`WriteBatch::MAX_BYTES`]). A write past it fails with `InvalidArgument` and is not
+    /// buffered; the transaction stays usable.
+    pub max_write_bytes: Option<usize>,
 }
 
 /// An optimistic transaction: reads see the database as of [`Transaction::version`] plus
@@ -66,6 +72,8 @@ pub struct Transaction<'db> {
     snapshot: Snapshot,
     options: TransactionOptions,
     writes: BTreeMap<Bytes, Option<Bytes>>,
+    /// `writes` encoded as a batch, in bytes; bounded by `max_write_bytes`.
+    write_bytes: usize,
     /// Tracked only for serializable read-write transactions.
     reads: Mutex<ReadSet>,
     /// Registered in the conflict tracker until it finishes.
@@ -89,6 +97,7 @@ pub(crate) fn begin(db: &Db, options: TransactionOptions) -> Transaction<'_> {
         snapshot,
         options,
         writes: BTreeMap::new(),
+        write_bytes: 0,
         reads: Mutex::new(ReadSet::new()),
         open,
     };
@@ -192,12 +201,28 @@ impl<'db> Transaction<'db> {
                 "a read-only transaction cannot write".into(),
             ));
         }
-        crate::batch::check_sizes(key.len(), value.map_or(0, <[u8]>::len))?;
+        let value_len = value.map_or(0, <[u8]>::len);
+        crate::batch::check_sizes(key.len(), value_len)?;
+        // Overwriting a buffered key replaces its entry, so only the difference counts.
+        let replaced = self.writes.get(key).map_or(0, |old| {
+            entry_encoded_len(key.len(), old.as_ref().map_or(0, Bytes::len))
+        });
+        let kept = self.write_bytes - replaced;
+        let added = entry_encoded_len(key.len(), value_len);
+        total_problem("transaction", kept, added, self.max_write_bytes())
+            .map_err(Error::InvalidArgument)?;
         self.writes.insert(
             Bytes::copy_from_slice(key),
             value.map(Bytes::copy_from_slice),
         );
+        self.write_bytes = kept + added;
         Ok(())
+    }
+
+    fn max_write_bytes(&self) -> usize {
+        self.options
+            .max_write_bytes
+            .map_or(WriteBatch::MAX_BYTES, |max| max.min(WriteBatch::MAX_BYTES))
     }
 
     /// Applies the buffered writes atomically, as one batch with consecutive versions, and
@@ -215,7 +240,9 @@ impl<'db> Transaction<'db> {
             return Ok(self.version());
         }
         let writes = std::mem::take(&mut self.writes);
-        let mut batch = WriteBatch::new();
+        self.write_bytes = 0;
+        // The buffer was bounded by the same limit as it grew, so every entry fits.
+        let mut batch = WriteBatch::with_max_bytes(self.max_write_bytes());
         for (key, value) in &writes {
             match value {
                 Some(v) => batch.put(key, v),

@@ -6,15 +6,24 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The file system failed, or the writer refused a request (for example an oversized
-    /// record, non-contiguous versions, or a writer poisoned by an earlier failure; those use
-    /// `std::io::ErrorKind::InvalidInput` / `Other`).
+    /// The file system failed, or the writer is unusable after an earlier failure (then
+    /// `source` is of kind `std::io::ErrorKind::Other`).
     #[error("I/O error on {path}: {source}")]
     Io {
         /// The file or directory involved.
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// The writer refused a request and wrote nothing: a record too large for a frame, or
+    /// versions that do not continue the previous record's. The segment is unchanged and
+    /// the writer stays usable; this is the caller's mistake, not the device's.
+    #[error("WAL {path} refused a record: {reason}")]
+    Refused {
+        /// The segment file.
+        path: PathBuf,
+        /// Why the record was refused.
+        reason: String,
     },
     /// The bytes of a segment are not a valid log. `offset` is a byte offset into the file
     /// (or into an `entries` byte string, with an empty `path`, when the error comes from
@@ -35,6 +44,13 @@ impl Error {
         Error::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    pub(crate) fn refused(path: &Path, reason: String) -> Self {
+        Error::Refused {
+            path: path.to_path_buf(),
+            reason,
         }
     }
 

@@ -43,6 +43,15 @@ pub const MAX_KEY_LEN: usize = 65536;
 pub const MAX_VALUE_LEN: usize = 1 << 28;
 /// The largest frame payload (`len`), in bytes (1 GiB).
 pub const MAX_FRAME_LEN: usize = 1 << 30;
+/// The largest encoded batch ([`BatchEntries::encoded_len`]) one record can carry: a frame
+/// payload less its header. Callers check a batch against it before committing, since a
+/// larger one can never be logged.
+pub const MAX_BATCH_BYTES: usize = MAX_FRAME_LEN - frame::PAYLOAD_HEADER_LEN;
+
+/// The bytes an entry with a key and value of these lengths adds to a batch's encoding.
+pub const fn entry_encoded_len(key_len: usize, value_len: usize) -> usize {
+    batch::ENTRY_HEADER_LEN + key_len + value_len
+}
 
 /// The file name of segment `log_number`: at least six decimal digits, then `.wal`
 /// (`000007.wal`, `1234567.wal`).

@@ -36,10 +36,6 @@ pub struct SegmentWriter {
     buf: Vec<u8>,
 }
 
-fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
-}
-
 impl SegmentWriter {
     /// Creates `dir/segment_file_name(log_number)` (truncating any existing file), fsyncs
     /// the directory so the new entry is durable, and returns the writer.
@@ -79,29 +75,27 @@ impl SegmentWriter {
             let first = r.first_version.get();
             let payload = PAYLOAD_HEADER_LEN + r.entries.encoded_len();
             if payload > MAX_FRAME_LEN {
-                return Err(Error::io(
+                return Err(Error::refused(
                     &self.path,
-                    invalid(format!(
+                    format!(
                         "record of {payload} bytes exceeds the {MAX_FRAME_LEN}-byte frame limit"
-                    )),
+                    ),
                 ));
             }
             if let Some(expected) = next {
                 if first != expected {
-                    return Err(Error::io(
+                    return Err(Error::refused(
                         &self.path,
-                        invalid(format!(
+                        format!(
                             "non-contiguous versions: expected first_version {expected}, got {first}"
-                        )),
+                        ),
                     ));
                 }
             }
             next = Some(
                 first
                     .checked_add(u64::from(r.entries.count()))
-                    .ok_or_else(|| {
-                        Error::io(&self.path, invalid("version overflow".to_string()))
-                    })?,
+                    .ok_or_else(|| Error::refused(&self.path, "version overflow".to_string()))?,
             );
             total += FRAME_HEADER_LEN + payload;
         }
