@@ -198,7 +198,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     .expect("open");
     let mut committed = State::new();
     let mut log: Vec<(Version, Vec<u8>)> = Vec::new();
-    let mut txns: Vec<Option<(Transaction<'_>, Model)>> = (0..SLOTS).map(|_| None).collect();
+    let mut txns: Vec<Option<(Transaction, Model)>> = (0..SLOTS).map(|_| None).collect();
     for (i, op) in ops.into_iter().enumerate() {
         match op {
             Op::Begin(s, serializable) => {

@@ -17,7 +17,7 @@ fn mem_db() -> (MemFs, Db) {
     (fs, db)
 }
 
-fn si(db: &Db) -> Transaction<'_> {
+fn si(db: &Db) -> Transaction {
     db.begin_with(TransactionOptions {
         isolation: Isolation::Snapshot,
         ..TransactionOptions::default()
@@ -146,6 +146,35 @@ fn rollback_drop_and_read_only_apply_nothing() {
         tx.put(vec![0u8; 70_000], "v"),
         Err(Error::InvalidArgument(_))
     ));
+}
+
+/// A transaction holds the store's shared state, as a snapshot does: it is `'static` and
+/// `Send`, so it can move to another thread; one that outlives its `Db` reads its snapshot
+/// but commits nothing.
+#[test]
+fn a_transaction_moves_across_threads_and_outliving_its_db_commits_nothing() {
+    fn static_send<T: Send + 'static>(t: T) -> T {
+        t
+    }
+    let (fs, db) = mem_db();
+    db.put("k", "0").unwrap();
+    let mut tx = static_send(db.begin());
+    tx = std::thread::spawn(move || {
+        tx.put("k", "1").unwrap();
+        tx
+    })
+    .join()
+    .unwrap();
+    assert_eq!(tx.commit().unwrap(), db.latest_version());
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+
+    let mut late = db.begin();
+    late.put("k", "2").unwrap();
+    db.close().unwrap();
+    assert_eq!(late.get("k").unwrap().as_deref(), Some(&b"2"[..]));
+    assert!(matches!(late.commit(), Err(Error::Closed)));
+    let db = common::open_mem(&fs, 64 << 10);
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
 }
 
 #[test]

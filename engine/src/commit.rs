@@ -1,11 +1,10 @@
-//! Group commit.
+//! Group commit: the leader's work.
 //!
-//! Writers queue up; the writer at the front becomes the leader, takes every batch queued
-//! behind it (up to a byte budget), and for the whole group does one WAL write and at most
+//! Writers queue up in the [`CommitQueue`](crate::queue::CommitQueue); the leader takes
+//! every batch queued behind it and, for the whole group, does one WAL write and at most
 //! one fsync, assigns consecutive versions, inserts into the memtable and publishes the new
-//! visible version. Followers sleep until the leader hands them their result. Only one
-//! leader runs at a time, so versions are published in order and a batch becomes visible
-//! all at once.
+//! visible version. Only one leader runs at a time, so versions are published in order and
+//! a batch becomes visible all at once.
 //!
 //! A transaction's batch carries a [`TxnCheck`]: the leader validates it against the
 //! conflict tracker right before assigning versions, in commit order, so the check sees
@@ -17,160 +16,36 @@ use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::options::Durability;
+use crate::queue::{Request, TxnCheck};
 use crate::stats::Counters;
 use bytes::Bytes;
-use chronokv_snapshot::{to_commit_time, Conflict, ConflictTracker, ReadSet, Version};
+use chronokv_snapshot::{to_commit_time, Version};
 use chronokv_wal::RecordRef;
-use parking_lot::{Condvar, Mutex};
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A group never grows past this many encoded bytes (unless its leader alone is larger).
-const GROUP_BYTES: usize = 4 << 20;
-
-struct Slot {
+/// Commits `batch` through the commit queue and returns the version of its last entry.
+/// Refuses an invalid batch (`InvalidArgument`), a poisoned store and a closed one before
+/// the batch queues.
+pub fn commit(
+    inner: &Inner,
     batch: WriteBatch,
-    sync: bool,
+    durability: Durability,
     check: Option<TxnCheck>,
-    result: Mutex<Option<Result<Version>>>,
-}
-
-/// What a transaction's commit must validate: nothing it read (serializable) or wrote
-/// (snapshot isolation) was written by a commit newer than `start`.
-pub struct TxnCheck {
-    pub start: Version,
-    pub reads: Option<ReadSet>,
-    pub writes: Vec<Bytes>,
-}
-
-impl TxnCheck {
-    fn validate(&self, tracker: &ConflictTracker) -> Result<()> {
-        let checked = match &self.reads {
-            Some(reads) => tracker.check_reads(self.start, reads),
-            None => tracker.check_writes(self.start, &self.writes),
-        };
-        checked.map_err(|c| conflict_error(self.start, c))
-    }
-}
-
-fn conflict_error(start: Version, c: Conflict) -> Error {
-    let reason = match c {
-        Conflict::Key { key, version } => format!(
-            "key {} was written at {version}, after this transaction's snapshot at {start}",
-            crate::error::show_key(&key)
-        ),
-        Conflict::Forgotten { forgotten } => format!(
-            "this transaction's snapshot at {start} is older than the conflict tracker's \
-             memory (commits up to {forgotten} were dropped to stay within \
-             Options::transaction_conflict_memory)"
-        ),
+) -> Result<Version> {
+    batch.validate()?;
+    inner.check_open()?;
+    inner.check_writable()?;
+    let request = Request {
+        batch,
+        sync: durability == Durability::Sync,
+        check,
     };
-    Error::Conflict { reason }
-}
-
-#[derive(Default)]
-struct QueueState {
-    queue: VecDeque<Arc<Slot>>,
-    leader_active: bool,
-}
-
-/// The queue of writers waiting to commit.
-#[derive(Default)]
-pub struct CommitQueue {
-    state: Mutex<QueueState>,
-    wake: Condvar,
-}
-
-impl CommitQueue {
-    /// Commits `batch` and returns the version of its last entry.
-    pub fn commit(
-        &self,
-        inner: &Inner,
-        batch: WriteBatch,
-        durability: Durability,
-        check: Option<TxnCheck>,
-    ) -> Result<Version> {
-        batch.validate()?;
-        inner.check_writable()?;
-        let me = Arc::new(Slot {
-            batch,
-            sync: durability == Durability::Sync,
-            check,
-            result: Mutex::new(None),
-        });
-        let mut q = self.state.lock();
-        q.queue.push_back(me.clone());
-        loop {
-            if let Some(r) = me.result.lock().take() {
-                return r;
-            }
-            let at_front = q.queue.front().is_some_and(|f| Arc::ptr_eq(f, &me));
-            if at_front && !q.leader_active {
-                break;
-            }
-            self.wake.wait(&mut q);
-        }
-        q.leader_active = true;
-        let mut group = Vec::new();
-        let mut bytes = 0;
-        while let Some(next) = q.queue.front() {
-            if !group.is_empty() && bytes + next.batch.encoded_len() > GROUP_BYTES {
-                break;
-            }
-            bytes += next.batch.encoded_len();
-            group.extend(q.queue.pop_front());
-        }
-        drop(q);
-
-        let outcome = inner
+    inner.commit_queue.submit(request, &mut |group, bytes| {
+        inner
             .throttle(bytes)
-            .and_then(|()| commit_group(inner, &group));
-        let mut q = self.state.lock();
-        let mut outcome = outcome.map(Vec::into_iter);
-        for (i, slot) in group.iter().enumerate() {
-            let r = match &mut outcome {
-                Ok(results) => results.next().unwrap_or(Err(Error::Closed)),
-                Err(e) if i == 0 => Err(clone_for_leader(e)),
-                Err(e) => Err(Error::Poisoned {
-                    reason: e.to_string(),
-                }),
-            };
-            *slot.result.lock() = Some(r);
-        }
-        q.leader_active = false;
-        self.wake.notify_all();
-        drop(q);
-        let mine = me.result.lock().take();
-        mine.unwrap_or(Err(Error::Closed))
-    }
-}
-
-/// The leader keeps the original error's kind where it can.
-fn clone_for_leader(e: &Error) -> Error {
-    match e {
-        Error::Io { path, source } => Error::Io {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Corruption {
-            file,
-            offset,
-            reason,
-        } => Error::Corruption {
-            file: file.clone(),
-            offset: *offset,
-            reason: reason.clone(),
-        },
-        Error::Poisoned { reason } => Error::Poisoned {
-            reason: reason.clone(),
-        },
-        Error::Closed => Error::Closed,
-        other => Error::Poisoned {
-            reason: other.to_string(),
-        },
-    }
+            .and_then(|()| commit_group(inner, group))
+    })
 }
 
 fn now_micros() -> u64 {
@@ -181,8 +56,11 @@ fn now_micros() -> u64 {
 }
 
 /// Logs, applies and publishes one group; returns each batch's version, or its conflict.
-fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version>>> {
+fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>>> {
     let mut wal = inner.wal.lock();
+    // Under the WAL lock, which `Db::close` takes to make its last sync: nothing is
+    // appended after it.
+    inner.check_open()?;
     inner.check_writable()?;
     if inner.current_view().active.approx_bytes() >= inner.opts.memtable_size {
         inner.seal_memtable(&mut wal)?;

@@ -1,18 +1,18 @@
 //! [`Db`]: the public face of an open database.
 
 use crate::batch::WriteBatch;
-use crate::commit::{CommitQueue, TxnCheck};
+use crate::commit;
 use crate::error::{Error, Result};
 use crate::history::{self, At, Change, HistoryEntry, Snapshot};
 use crate::inner::Inner;
 use crate::options::{Durability, Options};
+use crate::read::{owned_bounds, prefix_bounds, range_iter, Iter};
 use crate::recovery;
 use crate::stats::{LevelStats, SpaceUsage, Stats};
 use crate::txn::{self, Transaction, TransactionOptions};
-use crate::view::View;
 use arrow_array::RecordBatch;
 use bytes::Bytes;
-use chronokv_snapshot::{Scan, Source, Version};
+use chronokv_snapshot::Version;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +25,6 @@ use std::time::SystemTime;
 /// writes are never lost, because they are in the WAL, which is synced on close.
 pub struct Db {
     inner: Arc<Inner>,
-    commit: CommitQueue,
     /// The flusher and the compaction threads; empty once closed.
     workers: Vec<JoinHandle<()>>,
 }
@@ -38,97 +37,6 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// A double-ended iterator over `(key, value)` pairs in key order, as of the moment it was
-/// created. An error is yielded once and ends the iteration.
-pub struct Iter {
-    scan: Scan<Error>,
-}
-
-impl Iterator for Iter {
-    type Item = Result<(Bytes, Bytes)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.scan.next()
-    }
-}
-
-impl DoubleEndedIterator for Iter {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.scan.next_back()
-    }
-}
-
-fn owned_bound<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<Bytes> {
-    match b {
-        Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k.as_ref())),
-        Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k.as_ref())),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-/// The owned bounds of a key range.
-pub(crate) fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(
-    range: &R,
-) -> (Bound<Bytes>, Bound<Bytes>) {
-    (
-        owned_bound(range.start_bound()),
-        owned_bound(range.end_bound()),
-    )
-}
-
-/// The bounds of the keys starting with `prefix`.
-pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Bytes>, Bound<Bytes>) {
-    let hi = match prefix_successor(prefix) {
-        Some(end) => Bound::Excluded(Bytes::from(end)),
-        None => Bound::Unbounded,
-    };
-    (Bound::Included(Bytes::copy_from_slice(prefix)), hi)
-}
-
-/// A scan of `view` at `version` over `lo..hi`. The scan holds the view (and so its runs'
-/// files) for its whole life.
-pub(crate) fn range_iter(
-    view: Arc<View>,
-    version: Version,
-    lo: Bound<Bytes>,
-    hi: Bound<Bytes>,
-) -> Iter {
-    let empty = is_empty_range(&lo, &hi);
-    let factory = move || -> Result<Vec<Source<Error>>> {
-        if empty {
-            return Ok(Vec::new());
-        }
-        Ok(view.sources_at(&lo, &hi, Some(version)))
-    };
-    Iter {
-        scan: Scan::new(Box::new(factory), version),
-    }
-}
-
-/// True when no key can lie within the bounds (so sources are never asked for an inverted
-/// range).
-pub(crate) fn is_empty_range(lo: &Bound<Bytes>, hi: &Bound<Bytes>) -> bool {
-    match (lo, hi) {
-        (Bound::Included(a), Bound::Included(b)) => a > b,
-        (Bound::Included(a), Bound::Excluded(b))
-        | (Bound::Excluded(a), Bound::Included(b))
-        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
-        _ => false,
-    }
-}
-
-/// The smallest key greater than every key starting with `prefix`, if any.
-fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 impl Db {
     /// Opens (or, with `create_if_missing`, creates) the database at `path`, recovering
     /// whatever a crash left. Fails with [`Error::Locked`] if another `Db` has it open.
@@ -136,7 +44,6 @@ impl Db {
         let inner = recovery::open(path.as_ref(), options)?;
         let mut db = Db {
             inner: inner.clone(),
-            commit: CommitQueue::default(),
             workers: Vec::new(),
         };
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
@@ -188,36 +95,19 @@ impl Db {
 
     /// Commits a batch atomically with the given durability.
     pub fn write_with(&self, batch: WriteBatch, durability: Durability) -> Result<Version> {
-        if self.workers.is_empty() {
-            return Err(Error::Closed);
-        }
-        self.commit.commit(&self.inner, batch, durability, None)
-    }
-
-    /// A transaction's commit: the batch is applied only if `check` passes.
-    pub(crate) fn commit_checked(
-        &self,
-        batch: WriteBatch,
-        durability: Durability,
-        check: TxnCheck,
-    ) -> Result<Version> {
-        if self.workers.is_empty() {
-            return Err(Error::Closed);
-        }
-        self.commit
-            .commit(&self.inner, batch, durability, Some(check))
+        commit::commit(&self.inner, batch, durability, None)
     }
 
     /// Begins a serializable read-write transaction (see [`Transaction`]).
-    pub fn begin(&self) -> Transaction<'_> {
-        txn::begin(self, TransactionOptions::default())
+    pub fn begin(&self) -> Transaction {
+        txn::begin(&self.inner, TransactionOptions::default())
     }
 
     /// Begins a read-only transaction: a snapshot with the transaction API, which tracks
     /// nothing and cannot conflict.
-    pub fn begin_read_only(&self) -> Transaction<'_> {
+    pub fn begin_read_only(&self) -> Transaction {
         txn::begin(
-            self,
+            &self.inner,
             TransactionOptions {
                 read_only: true,
                 ..TransactionOptions::default()
@@ -226,8 +116,8 @@ impl Db {
     }
 
     /// Begins a transaction with the given isolation, read-only flag and durability.
-    pub fn begin_with(&self, options: TransactionOptions) -> Transaction<'_> {
-        txn::begin(self, options)
+    pub fn begin_with(&self, options: TransactionOptions) -> Transaction {
+        txn::begin(&self.inner, options)
     }
 
     /// The latest value of `key`, or `None` if it is absent or deleted.
@@ -444,6 +334,7 @@ impl Db {
         }
         let synced = {
             let mut wal = self.inner.wal.lock();
+            self.inner.mark_closed();
             match self.inner.check_writable() {
                 // Planted bug (G6): close without syncing the last WAL segment.
                 Ok(()) if chronokv_vfs::bug!("close-skips-wal-sync") => Ok(()),
@@ -510,36 +401,5 @@ impl Db {
 impl Drop for Db {
     fn drop(&mut self) {
         let _ = self.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_successor_handles_trailing_ff() {
-        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_successor(&[1, 0xff]), Some(vec![2]));
-        assert_eq!(prefix_successor(&[0xff, 0xff]), None);
-        assert_eq!(prefix_successor(b""), None);
-    }
-
-    #[test]
-    fn inverted_ranges_are_empty() {
-        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
-        assert!(is_empty_range(
-            &Bound::Included(b("b")),
-            &Bound::Included(b("a"))
-        ));
-        assert!(is_empty_range(
-            &Bound::Included(b("a")),
-            &Bound::Excluded(b("a"))
-        ));
-        assert!(!is_empty_range(
-            &Bound::Included(b("a")),
-            &Bound::Included(b("a"))
-        ));
-        assert!(!is_empty_range(&Bound::Unbounded, &Bound::Excluded(b("a"))));
     }
 }

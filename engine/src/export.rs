@@ -125,7 +125,7 @@ impl Snapshot {
         range: R,
         batch_rows: usize,
     ) -> ArrowBatches {
-        let (lo, hi) = crate::db::owned_bounds(&range);
+        let (lo, hi) = crate::read::owned_bounds(&range);
         ArrowBatches {
             entries: self.entries(lo, hi),
             batch_rows: batch_rows.max(1),

@@ -27,9 +27,9 @@
 //! the visible version: only the present (and live snapshots) can be read, and a merge may
 //! drop even the newest tombstone, since no change feed can ask for it.
 
-use crate::db::{range_iter, Iter};
 use crate::error::{Error, Result};
 use crate::inner::Inner;
+use crate::read::{is_empty_range, owned_bounds, prefix_bounds, range_iter, Iter};
 use bytes::Bytes;
 use chronokv_compaction::{GcFilter, GcRules};
 use chronokv_snapshot::merge::Merge;
@@ -243,13 +243,13 @@ impl Snapshot {
 
     /// The live pairs of `range` at this snapshot, in key order (reversible).
     pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        let (lo, hi) = crate::db::owned_bounds(&range);
+        let (lo, hi) = owned_bounds(&range);
         range_iter(self.inner.current_view(), self.version, lo, hi)
     }
 
     /// The live pairs whose keys start with `prefix`, at this snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        let (lo, hi) = crate::db::prefix_bounds(prefix.as_ref());
+        let (lo, hi) = prefix_bounds(prefix.as_ref());
         range_iter(self.inner.current_view(), self.version, lo, hi)
     }
 
@@ -260,7 +260,7 @@ impl Snapshot {
         hi: Bound<Bytes>,
     ) -> chronokv_snapshot::VisibleEntries<Error> {
         let view = self.inner.current_view();
-        let sources = if crate::db::is_empty_range(&lo, &hi) {
+        let sources = if is_empty_range(&lo, &hi) {
             Vec::new()
         } else {
             view.sources_at(&lo, &hi, Some(self.version))

@@ -4,7 +4,7 @@
 //!
 //! Lock order (never taken the other way round): `wal` -> `bg` -> `tree` -> `view`, and
 //! `readers` -> `times` (each of `readers` and `times` may also be taken while holding
-//! `wal`, `bg` or `tree`, but never the other way round). `commit` (the queue) is never
+//! `wal`, `bg` or `tree`, but never the other way round). `commit_queue`'s lock is never
 //! held while any other lock is taken.
 
 use crate::error::{Error, Result};
@@ -13,6 +13,7 @@ use crate::history::Readers;
 use crate::manifest::{ManifestWriter, RunDesc, TreeState, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::queue::CommitQueue;
 use crate::stats::Counters;
 use crate::view::{LiveRun, View};
 use chronokv_compaction::Strategy;
@@ -77,6 +78,8 @@ pub struct Inner {
     pub txns: Mutex<ConflictTracker>,
     /// Wakes transactions waiting to begin until an unrecorded commit is visible.
     pub txn_begin: Condvar,
+    /// Writers waiting to commit; its leader takes `wal` (see `commit`).
+    pub commit_queue: CommitQueue,
     pub wal: Mutex<WalState>,
     pub tree: Mutex<Tree>,
     pub bg: Mutex<Bg>,
@@ -87,6 +90,9 @@ pub struct Inner {
     pub next_file: AtomicU64,
     poisoned: AtomicBool,
     poison_reason: Mutex<Option<String>>,
+    /// Set by `Db::close` under the `wal` lock, before its last sync: later commits fail
+    /// with `Closed` (a transaction or snapshot may outlive its `Db`).
+    closed: AtomicBool,
     pub _lock: Box<dyn DirLock>,
 }
 
@@ -119,6 +125,7 @@ impl Inner {
             times: Mutex::new(times),
             readers: Mutex::new(Readers::default()),
             txn_begin: Condvar::new(),
+            commit_queue: CommitQueue::default(),
             wal: Mutex::new(wal),
             tree: Mutex::new(tree),
             bg: Mutex::new(Bg::default()),
@@ -127,6 +134,7 @@ impl Inner {
             next_file: AtomicU64::new(next_file),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(None),
+            closed: AtomicBool::new(false),
             _lock: lock,
         }
     }
@@ -185,6 +193,19 @@ impl Inner {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// `Error::Closed` once `Db::close` began.
+    pub fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Marks the store closed; call with the `wal` lock held.
+    pub fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     pub fn check_writable(&self) -> Result<()> {

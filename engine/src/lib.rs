@@ -22,6 +22,8 @@ mod inspect;
 mod manifest;
 mod memtable;
 mod options;
+mod queue;
+mod read;
 mod recovery;
 mod stall;
 mod stats;
@@ -34,7 +36,7 @@ pub use batch::WriteBatch;
 pub use bytes::Bytes;
 pub use checkpoint::CheckpointInfo;
 pub use chronokv_snapshot::Version;
-pub use db::{Db, Iter};
+pub use db::Db;
 pub use error::{Error, Result};
 pub use export::{changes_batch, export_schema, history_batch, ArrowBatches};
 pub use history::{Change, HistoryEntry, Snapshot};
@@ -42,6 +44,7 @@ pub use inspect::RunInfo;
 pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
+pub use read::Iter;
 pub use stats::{LevelStats, SpaceUsage, Stats};
 pub use txn::{Isolation, Transaction, TransactionIter, TransactionOptions};
 pub use verify::{

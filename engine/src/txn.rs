@@ -20,11 +20,13 @@
 //! waits until the newest unrecorded version is visible: at most one group commit.
 
 use crate::batch::total_problem;
-use crate::commit::TxnCheck;
-use crate::db::{owned_bounds, prefix_bounds, Db, Iter};
+use crate::commit;
 use crate::error::{Error, Result};
 use crate::history::{At, Snapshot};
+use crate::inner::Inner;
 use crate::options::Durability;
+use crate::queue::TxnCheck;
+use crate::read::{is_empty_range, owned_bounds, prefix_bounds, Iter};
 use crate::WriteBatch;
 use bytes::Bytes;
 use chronokv_snapshot::{KeyRange, ReadSet, Version};
@@ -32,6 +34,7 @@ use chronokv_wal::entry_encoded_len;
 use parking_lot::Mutex;
 use std::collections::btree_map::{self, BTreeMap};
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 /// How much a transaction is isolated from concurrent commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,8 +70,8 @@ pub struct TransactionOptions {
 ///
 /// Like a snapshot, an open transaction keeps the versions it reads from compaction; keep
 /// transactions short. Its read set and write buffer are held in memory.
-pub struct Transaction<'db> {
-    db: &'db Db,
+pub struct Transaction {
+    inner: Arc<Inner>,
     snapshot: Snapshot,
     options: TransactionOptions,
     writes: BTreeMap<Bytes, Option<Bytes>>,
@@ -80,7 +83,7 @@ pub struct Transaction<'db> {
     open: bool,
 }
 
-impl std::fmt::Debug for Transaction<'_> {
+impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transaction")
             .field("version", &self.snapshot.version())
@@ -90,10 +93,9 @@ impl std::fmt::Debug for Transaction<'_> {
     }
 }
 
-pub(crate) fn begin(db: &Db, options: TransactionOptions) -> Transaction<'_> {
-    let inner = db.inner();
+pub(crate) fn begin(inner: &Arc<Inner>, options: TransactionOptions) -> Transaction {
     let new = |snapshot, open| Transaction {
-        db,
+        inner: inner.clone(),
         snapshot,
         options,
         writes: BTreeMap::new(),
@@ -102,7 +104,9 @@ pub(crate) fn begin(db: &Db, options: TransactionOptions) -> Transaction<'_> {
         open,
     };
     if options.read_only {
-        return new(db.snapshot(), false);
+        let snapshot =
+            Snapshot::new(inner, At::Latest).expect("the latest version is always readable");
+        return new(snapshot, false);
     }
     let mut txns = inner.txns.lock();
     while !txns.can_begin_at(inner.snapshot_version()) {
@@ -114,7 +118,7 @@ pub(crate) fn begin(db: &Db, options: TransactionOptions) -> Transaction<'_> {
     new(snapshot, true)
 }
 
-impl<'db> Transaction<'db> {
+impl Transaction {
     /// The version this transaction reads at (its snapshot).
     pub fn version(&self) -> Version {
         self.snapshot.version()
@@ -158,7 +162,7 @@ impl<'db> Transaction<'db> {
 
     fn iter(&self, lo: Bound<Bytes>, hi: Bound<Bytes>) -> TransactionIter<'_> {
         let nothing = Bytes::new();
-        let own = if crate::db::is_empty_range(&lo, &hi) {
+        let own = if is_empty_range(&lo, &hi) {
             // An inverted range would make `BTreeMap::range` panic: ask for `[] .. []`.
             self.writes
                 .range::<Bytes, _>((Bound::Included(&nothing), Bound::Excluded(&nothing)))
@@ -262,8 +266,8 @@ impl<'db> Transaction<'db> {
         let durability = self
             .options
             .durability
-            .unwrap_or(self.db.inner().opts.durability);
-        self.db.commit_checked(batch, durability, check)
+            .unwrap_or(self.inner.opts.durability);
+        commit::commit(&self.inner, batch, durability, Some(check))
     }
 
     /// Discards the buffered writes (as dropping the transaction does).
@@ -273,12 +277,12 @@ impl<'db> Transaction<'db> {
 
     fn finish(&mut self) {
         if std::mem::take(&mut self.open) {
-            self.db.inner().txns.lock().finish(self.snapshot.version());
+            self.inner.txns.lock().finish(self.snapshot.version());
         }
     }
 }
 
-impl Drop for Transaction<'_> {
+impl Drop for Transaction {
     fn drop(&mut self) {
         self.finish();
     }
