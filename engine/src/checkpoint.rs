@@ -62,12 +62,12 @@ impl Inner {
     /// manifest rotation failed) leaves the state ahead of the view, and the poison mark is
     /// set under the same lock.
     pub(crate) fn pin_tree(&self) -> Result<PinnedTree> {
-        let tree = self.tree.lock();
+        let tree = self.tree().lock();
         self.check_writable()?;
         let view = self.current_view();
         let state = tree.state.clone();
         // `times` may be taken while `tree` is held (see inner.rs's lock order).
-        let times = self.times.lock().clone();
+        let times = self.times().clone();
         drop(tree);
         let mut runs = Vec::with_capacity(state.runs.len());
         for desc in state.runs.values() {
@@ -87,7 +87,7 @@ impl Inner {
     }
 
     pub(crate) fn checkpoint(&self, dir: &Path) -> Result<CheckpointInfo> {
-        let vfs = self.vfs.as_ref();
+        let vfs = self.vfs().as_ref();
         prepare_empty_dir(vfs, dir)?;
         let pinned = self.pin_tree()?;
         let mut info = CheckpointInfo {

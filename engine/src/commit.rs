@@ -21,7 +21,6 @@ use crate::stats::Counters;
 use bytes::Bytes;
 use chronokv_snapshot::{to_commit_time, Version};
 use chronokv_wal::RecordRef;
-use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Commits `batch` through the commit queue and returns the version of its last entry.
@@ -41,7 +40,7 @@ pub fn commit(
         sync: durability == Durability::Sync,
         check,
     };
-    inner.commit_queue.submit(request, &mut |group, bytes| {
+    inner.writer().queue().submit(request, &mut |group, bytes| {
         inner
             .throttle(bytes)
             .and_then(|()| commit_group(inner, group))
@@ -57,12 +56,12 @@ fn now_micros() -> u64 {
 
 /// Logs, applies and publishes one group; returns each batch's version, or its conflict.
 fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>>> {
-    let mut wal = inner.wal.lock();
+    let mut wal = inner.writer().lock_wal();
     // Under the WAL lock, which `Db::close` takes to make its last sync: nothing is
     // appended after it.
     inner.check_open()?;
     inner.check_writable()?;
-    if inner.current_view().active.approx_bytes() >= inner.opts.memtable_size {
+    if inner.current_view().active.approx_bytes() >= inner.opts().memtable_size {
         inner.seal_memtable(&mut wal)?;
     }
     // Commit times never go back, even if the clock does (see `chronokv_snapshot::time`).
@@ -72,7 +71,7 @@ fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>
     let mut records = Vec::with_capacity(group.len());
     let mut unrecorded = false;
     {
-        let mut txns = inner.txns.lock();
+        let mut txns = inner.txns().lock();
         for slot in group {
             // Planted bug (G6): commit a transaction without its conflict check.
             let check = slot
@@ -124,14 +123,14 @@ fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>
         // The group's versions will never be visible: transactions waiting for them to be
         // may begin.
         inner
-            .txns
+            .txns()
             .lock()
             .abandon_unrecorded(Version(wal.last_version));
-        inner.txn_begin.notify_all();
+        inner.txns().wake_beginners();
         return Err(e);
     }
     Counters::add(
-        &inner.counters.wal_bytes,
+        &inner.counters().wal_bytes,
         wal.writer.len().saturating_sub(wal_before),
     );
     let mem = inner.current_view().active.clone();
@@ -157,21 +156,18 @@ fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>
             );
         }
     }
-    Counters::add(&inner.counters.user_bytes, user_bytes);
+    Counters::add(&inner.counters().user_bytes, user_bytes);
     // The index learns the group's time before its versions become visible, so an "as of
     // time" read never resolves to a version it cannot date. Marks always follow the last
     // one here (versions and times only grow), so recording cannot fail.
-    let _ = inner
-        .times
-        .lock()
-        .record(Version(wal.last_version + 1), micros);
+    let _ = inner.times().record(Version(wal.last_version + 1), micros);
     wal.last_time = micros;
     wal.last_version = next - 1;
-    inner.visible.store(next - 1, Ordering::Release);
+    inner.writer().publish(Version(next - 1));
     if unrecorded {
         // Under the tracker's lock, so a transaction checking `visible` cannot miss it.
-        let _txns = inner.txns.lock();
-        inner.txn_begin.notify_all();
+        let _txns = inner.txns().lock();
+        inner.txns().wake_beginners();
     }
     Ok(results)
 }

@@ -18,7 +18,6 @@ use chronokv_compaction::{ExecError, KeyRange, MergeJob, OutputFile, Task, TaskK
 use chronokv_runs::RunReader;
 use chronokv_snapshot::Version;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// A task with its input runs, taken from the view it was picked in.
@@ -43,7 +42,7 @@ impl Inner {
     pub fn compaction_loop(self: &Arc<Self>) {
         loop {
             let picked = {
-                let mut bg = self.bg.lock();
+                let mut bg = self.background().lock();
                 loop {
                     if bg.shutdown || self.check_writable().is_err() {
                         return;
@@ -54,7 +53,7 @@ impl Inner {
                         bg.busy.extend(picked.inputs.iter().map(|r| r.id()));
                         break picked;
                     }
-                    self.bg_work.wait(&mut bg);
+                    self.background().wait_for_work(&mut bg);
                 }
             };
             let result = self.run_task(&picked);
@@ -78,13 +77,12 @@ impl Inner {
     }
 
     fn release(&self, picked: &Picked) {
-        let mut bg = self.bg.lock();
+        let mut bg = self.background().lock();
         for r in &picked.inputs {
             bg.busy.remove(&r.id());
         }
         // Finished work may enable more work, and wakes writers and manual compactions.
-        self.bg_work.notify_all();
-        self.bg_done.notify_all();
+        self.background().wake_everyone_holding(&bg);
     }
 
     /// Runs one task and installs its result. A merge cancelled by shutdown changes nothing
@@ -102,7 +100,7 @@ impl Inner {
                 ..VersionEdit::default()
             };
             self.install(picked, edit, Vec::new())?;
-            Counters::add(&self.counters.trivial_moves, 1);
+            Counters::add(&self.counters().trivial_moves, 1);
             return Ok(());
         }
         let readers: Vec<Arc<RunReader>> = picked.inputs.iter().map(|r| r.reader.clone()).collect();
@@ -110,19 +108,19 @@ impl Inner {
         let gc = self.gc_rules();
         let history_horizon = gc.retain_from;
         let job = MergeJob {
-            vfs: self.vfs.clone(),
+            vfs: self.vfs().clone(),
             inputs: readers,
             writer_options: self.run_options(task.output_level),
             target_run_size: task.target_run_size,
             bottommost: task.bottommost,
             gc,
-            cancel: Some(&self.cancel),
+            cancel: Some(self.background().cancel_flag()),
         };
         let mut next_output = || {
             let id = self.alloc_file_number();
             OutputFile {
                 id,
-                path: files::run_path(&self.dir, id),
+                path: files::run_path(self.dir(), id),
             }
         };
         let outcome = match job.run(&mut next_output) {
@@ -133,12 +131,13 @@ impl Inner {
         let mut outputs = Vec::with_capacity(outcome.outputs.len());
         let mut added = Vec::with_capacity(outcome.outputs.len());
         for out in &outcome.outputs {
-            let reader = RunReader::open(self.vfs.as_ref(), &out.path, out.id, self.cache.clone());
+            let reader =
+                RunReader::open(self.vfs().as_ref(), &out.path, out.id, self.cache().clone());
             match reader {
                 Ok(reader) => outputs.push(self.live_run(reader)),
                 Err(e) => {
                     for o in &outcome.outputs {
-                        let _ = self.vfs.remove_file(&o.path);
+                        let _ = self.vfs().remove_file(&o.path);
                     }
                     return Err(e.into());
                 }
@@ -155,7 +154,7 @@ impl Inner {
         // does not say whether it is durable), so they stay; the next open removes them if
         // the manifest it reads does not name them.
         self.install(picked, edit, outputs)?;
-        let c = &self.counters;
+        let c = self.counters();
         Counters::add(&c.compactions, 1);
         Counters::add(&c.compaction_read, outcome.bytes_read);
         Counters::add(&c.compaction_written, outcome.bytes_written);
@@ -175,8 +174,8 @@ impl Inner {
     ) -> Result<()> {
         let task = &picked.task;
         let moved = task.kind == TaskKind::TrivialMove;
-        let mut tree = self.tree.lock();
-        edit.next_file_number = Some(self.next_file.load(Ordering::SeqCst));
+        let mut tree = self.tree().lock();
+        edit.next_file_number = Some(self.tree().next_file_number());
         self.append_edit(&mut tree, &edit)?;
         let horizon = picked
             .inputs
@@ -184,9 +183,7 @@ impl Inner {
             .map(|r| r.reader.meta().max_version)
             .max()
             .unwrap_or(Version(0));
-        {
-            let mut view = self.view.write();
-            let current = View::clone(&view);
+        self.tree().swap_view(|current| {
             let leaving: Vec<u64> = task.inputs.iter().map(|&(_, id)| id).collect();
             let mut runs: Vec<(usize, Arc<LiveRun>)> = current
                 .runs()
@@ -199,17 +196,16 @@ impl Inner {
                 outputs
             };
             runs.extend(arriving.into_iter().map(|r| (task.output_level, r)));
-            let next = Arc::new(View {
+            View {
                 levels: View::build_levels(runs),
                 gc_horizon: if moved {
                     current.gc_horizon
                 } else {
                     current.gc_horizon.max(horizon)
                 },
-                ..current
-            });
-            *view = next;
-        }
+                ..current.clone()
+            }
+        });
         drop(tree);
         if !moved {
             for r in &picked.inputs {
@@ -224,12 +220,12 @@ impl Inner {
     /// automatic compaction off: until flushes are done).
     pub fn wait_for_compactions(&self) -> Result<()> {
         self.wait_for_flushes()?;
-        let mut bg = self.bg.lock();
+        let mut bg = self.background().lock();
         loop {
             self.check_waitable(&bg)?;
             let view = self.current_view();
             let idle = view.immutables.is_empty()
-                && (self.opts.compaction_threads == 0
+                && (self.opts().compaction_threads == 0
                     || (bg.busy.is_empty()
                         && self
                             .strategy()
@@ -239,8 +235,8 @@ impl Inner {
                 return Ok(());
             }
             // The timeout re-checks in case a wake-up raced with this check.
-            self.bg_done
-                .wait_for(&mut bg, std::time::Duration::from_millis(50));
+            self.background()
+                .wait_until_done_for(&mut bg, std::time::Duration::from_millis(50));
         }
     }
 
@@ -249,7 +245,7 @@ impl Inner {
     /// another compaction holds any of the runs it needs.
     pub fn compact_range(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<()> {
         let picked = {
-            let mut bg = self.bg.lock();
+            let mut bg = self.background().lock();
             loop {
                 self.check_waitable(&bg)?;
                 let view = self.current_view();
@@ -273,7 +269,7 @@ impl Inner {
                     return Ok(());
                 };
                 if task.inputs.iter().any(|(_, id)| bg.busy.contains(id)) {
-                    self.bg_done.wait(&mut bg);
+                    self.background().wait_until_done(&mut bg);
                     continue;
                 }
                 let Some(picked) = Self::resolve(&view, task) else {

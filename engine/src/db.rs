@@ -32,7 +32,7 @@ pub struct Db {
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
-            .field("path", &self.inner.dir)
+            .field("path", &self.inner.dir())
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +57,7 @@ impl Db {
             "chronokv-flush".into(),
             Box::new(move || bg.flusher_loop()),
         )?);
-        for i in 0..inner.opts.compaction_threads {
+        for i in 0..inner.opts().compaction_threads {
             let bg = inner.clone();
             let name = format!("chronokv-compact-{i}");
             db.workers
@@ -70,7 +70,7 @@ impl Db {
 
     /// The database directory.
     pub fn path(&self) -> &Path {
-        &self.inner.dir
+        self.inner.dir()
     }
 
     /// Sets `key` to `value` with the default durability; returns the commit's version.
@@ -90,7 +90,7 @@ impl Db {
     /// Commits a batch atomically with the default durability. Returns the version of its
     /// last entry (for an empty batch, the latest version).
     pub fn write(&self, batch: WriteBatch) -> Result<Version> {
-        self.write_with(batch, self.inner.opts.durability)
+        self.write_with(batch, self.inner.opts().durability)
     }
 
     /// Commits a batch atomically with the given durability.
@@ -207,7 +207,7 @@ impl Db {
     /// Writes the memtable to a run and waits until every sealed memtable is flushed.
     pub fn flush(&self) -> Result<()> {
         {
-            let mut wal = self.inner.wal.lock();
+            let mut wal = self.inner.writer().lock_wal();
             self.inner.check_writable()?;
             if !self.inner.current_view().active.is_empty() {
                 self.inner.seal_memtable(&mut wal)?;
@@ -241,10 +241,10 @@ impl Db {
     /// counters and run metadata only.
     pub fn stats(&self) -> Stats {
         let view = self.inner.current_view();
-        let mut stats = Stats::from_counters(&self.inner.counters);
+        let mut stats = Stats::from_counters(self.inner.counters());
         stats.strategy = self.inner.strategy().name();
         {
-            let txns = self.inner.txns.lock();
+            let txns = self.inner.txns().lock();
             stats.transactions_open = txns.open_count();
             stats.conflict_tracking_bytes = txns.bytes() as u64;
         }
@@ -290,16 +290,16 @@ impl Db {
         };
         for name in self
             .inner
-            .vfs
-            .list(&self.inner.dir)
-            .map_err(|e| Error::io(&self.inner.dir, e))?
+            .vfs()
+            .list(self.inner.dir())
+            .map_err(|e| Error::io(self.inner.dir(), e))?
         {
             if matches!(
                 crate::files::classify(&name),
                 Some(crate::files::FileKind::Wal(_))
             ) {
-                let path = self.inner.dir.join(&name);
-                usage.wal_bytes += self.inner.vfs.file_size(&path).unwrap_or(0);
+                let path = self.inner.dir().join(&name);
+                usage.wal_bytes += self.inner.vfs().file_size(&path).unwrap_or(0);
             }
         }
         drop(view);
@@ -313,7 +313,7 @@ impl Db {
 
     /// Syncs the WAL so every acknowledged write survives a power loss too.
     pub fn sync_wal(&self) -> Result<()> {
-        let mut wal = self.inner.wal.lock();
+        let mut wal = self.inner.writer().lock_wal();
         self.inner.check_writable()?;
         wal.writer.sync().map_err(|e| {
             let e = Error::from(e);
@@ -333,8 +333,8 @@ impl Db {
             return Ok(());
         }
         let synced = {
-            let mut wal = self.inner.wal.lock();
-            self.inner.mark_closed();
+            let mut wal = self.inner.writer().lock_wal();
+            self.inner.health().mark_closed();
             match self.inner.check_writable() {
                 // Planted bug (G6): close without syncing the last WAL segment.
                 Ok(()) if chronokv_vfs::bug!("close-skips-wal-sync") => Ok(()),
@@ -343,14 +343,12 @@ impl Db {
                 Err(_) => Ok(()),
             }
         };
-        self.inner
-            .cancel
-            .store(true, std::sync::atomic::Ordering::Release);
+        let background = self.inner.background();
+        background.cancel();
         {
-            let mut bg = self.inner.bg.lock();
+            let mut bg = background.lock();
             bg.shutdown = true;
-            self.inner.bg_work.notify_all();
-            self.inner.bg_done.notify_all();
+            background.wake_everyone_holding(&bg);
         }
         for worker in self.workers.drain(..) {
             let _ = worker.join();

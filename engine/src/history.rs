@@ -71,7 +71,7 @@ impl Inner {
     /// Drops time marks that no read can need any more: those older than the retention
     /// window (all but the newest without retention).
     pub fn prune_times(&self, times: &mut TimeIndex) {
-        let cutoff = match self.opts.history_retention {
+        let cutoff = match self.opts().history_retention {
             Some(d) => micros_of(SystemTime::now()).saturating_sub(d.as_micros() as u64),
             None => u64::MAX,
         };
@@ -82,11 +82,11 @@ impl Inner {
     /// with `readers` locked.
     fn advance_horizon(&self, readers: &mut Readers) -> Version {
         let visible = self.snapshot_version();
-        let allowed = match self.opts.history_retention {
+        let allowed = match self.opts().history_retention {
             None => Some(Version(visible.0 + 1)),
             Some(d) => {
                 let cutoff = micros_of(SystemTime::now()).saturating_sub(d.as_micros() as u64);
-                self.times.lock().version_at(cutoff, visible)
+                self.times().version_at(cutoff, visible)
             }
         };
         if let Some(v) = allowed {
@@ -97,14 +97,14 @@ impl Inner {
 
     /// The oldest version a new snapshot can read now (the latest state is always readable).
     pub fn oldest_readable(&self) -> Version {
-        let mut readers = self.readers.lock();
+        let mut readers = self.readers();
         let horizon = self.advance_horizon(&mut readers);
         horizon.min(self.snapshot_version())
     }
 
     /// What a merge that has picked its inputs must keep (see the module documentation).
     pub fn gc_rules(&self) -> GcRules {
-        let mut readers = self.readers.lock();
+        let mut readers = self.readers();
         let horizon = self.advance_horizon(&mut readers);
         let retain_from = readers
             .registry
@@ -119,13 +119,13 @@ impl Inner {
         GcRules {
             snapshots,
             retain_from: Some(retain_from),
-            keep_newest: self.opts.history_versions_per_key,
+            keep_newest: self.opts().history_versions_per_key,
         }
     }
 
     /// Registers a snapshot of the state `at` asks for and returns its version.
     fn register_snapshot(&self, at: At) -> Result<Version> {
-        let mut readers = self.readers.lock();
+        let mut readers = self.readers();
         let visible = self.snapshot_version();
         let horizon = self.advance_horizon(&mut readers);
         let version = match at {
@@ -136,7 +136,7 @@ impl Inner {
                 )))
             }
             At::Version(v) => v,
-            At::Time(t) => match self.times.lock().version_at(micros_of(t), visible) {
+            At::Time(t) => match self.times().version_at(micros_of(t), visible) {
                 Some(v) if v >= horizon.min(visible) || readers.registry.has_snapshot(v) => v,
                 _ => {
                     return Err(Error::TimeNotRetained {
@@ -159,7 +159,7 @@ impl Inner {
     /// Registers a history floor at the horizon (or at `from`, which must not be older) and
     /// returns it with the visible version.
     fn register_floor(self: &Arc<Self>, from: Option<Version>) -> Result<(Floor, Version)> {
-        let mut readers = self.readers.lock();
+        let mut readers = self.readers();
         let visible = self.snapshot_version();
         let horizon = self.advance_horizon(&mut readers);
         let at = from.unwrap_or(horizon);
@@ -188,7 +188,7 @@ struct Floor {
 
 impl Drop for Floor {
     fn drop(&mut self) {
-        self.inner.readers.lock().registry.remove_floor(self.at);
+        self.inner.readers().registry.remove_floor(self.at);
     }
 }
 
@@ -229,8 +229,7 @@ impl Snapshot {
     /// (`None` for version 0, the empty store, or a version older than the index).
     pub fn time(&self) -> Option<SystemTime> {
         self.inner
-            .times
-            .lock()
+            .times()
             .time_of(self.version)
             .filter(|_| self.version.0 > 0)
             .map(time_of_micros)
@@ -271,11 +270,7 @@ impl Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.inner
-            .readers
-            .lock()
-            .registry
-            .remove_snapshot(self.version);
+        self.inner.readers().registry.remove_snapshot(self.version);
     }
 }
 
@@ -321,7 +316,7 @@ pub fn history(inner: &Arc<Inner>, key: &[u8]) -> Result<Vec<HistoryEntry>> {
     let rules = GcRules {
         snapshots: Vec::new(),
         retain_from: Some(floor.at),
-        keep_newest: inner.opts.history_versions_per_key,
+        keep_newest: inner.opts().history_versions_per_key,
     };
     let mut out = Vec::new();
     for e in GcFilter::new(versions, &rules, true) {

@@ -2,153 +2,148 @@
 //! sealing a memtable, flushing one to a run, recording manifest edits, poisoning after a
 //! failure. Compaction lives in `compactor`, write stalls in `stall`.
 //!
-//! Lock order (never taken the other way round): `wal` -> `bg` -> `tree` -> `view`, and
-//! `readers` -> `times` (each of `readers` and `times` may also be taken while holding
-//! `wal`, `bg` or `tree`, but never the other way round). `commit_queue`'s lock is never
-//! held while any other lock is taken.
+//! Each piece of state has one owner with private fields: the writer state (`writer`:
+//! commit queue, WAL, visible version), the tree (`tree`: manifest, view, file numbers),
+//! background signalling (`background`), write stalls (`stall`), open transactions
+//! (`txns`), the health flags (`health`), and the readers and time index of time travel.
+//! The lock order is [`crate::lock_order::Level`]'s, checked in debug builds.
 
+use crate::background::{Background, Bg};
 use crate::error::{Error, Result};
 use crate::files;
+use crate::health::Health;
 use crate::history::Readers;
-use crate::manifest::{ManifestWriter, RunDesc, TreeState, VersionEdit};
+use crate::lock_order::{Guard, Level, OrderedMutex};
+use crate::manifest::{ManifestWriter, RunDesc, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::queue::CommitQueue;
+use crate::stall::Stall;
 use crate::stats::Counters;
+use crate::tree::{Recorded, Tree};
+use crate::txns::OpenTxns;
 use crate::view::{LiveRun, View};
+use crate::writer::{WalState, Writer};
 use chronokv_compaction::Strategy;
 use chronokv_runs::{BlockCache, Compression, RunReader, RunWriter, RunWriterOptions};
-use chronokv_snapshot::{ConflictTracker, TimeIndex, Version};
+use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::{DirLock, Vfs};
 use chronokv_wal::SegmentWriter;
-use parking_lot::{Condvar, Mutex, RwLock};
-use std::collections::HashSet;
 use std::ops::Bound;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The WAL segment being written and the last version handed out. Held by the commit
-/// leader for the whole group, and by `flush` to seal the memtable.
-pub struct WalState {
-    pub writer: SegmentWriter,
-    pub last_version: u64,
-    /// The last commit's time (µs); the next commit's is never smaller.
-    pub last_time: u64,
-}
-
-/// The manifest writer and the tree it has recorded.
-pub struct Tree {
-    pub manifest: ManifestWriter,
-    pub state: TreeState,
-}
-
-/// Background-work signalling and bookkeeping.
-#[derive(Default)]
-pub struct Bg {
-    pub shutdown: bool,
-    /// Runs that a compaction (automatic or manual) has taken as input.
-    pub busy: HashSet<u64>,
-}
-
+/// The shared state of an open database: the owners of each piece of state, and the
+/// settings every part reads. Fields are private; each owner's API is the only way to its
+/// state.
 pub struct Inner {
-    pub dir: PathBuf,
-    pub opts: Options,
-    pub vfs: Arc<dyn Vfs>,
-    pub cache: Arc<BlockCache>,
-    pub counters: Counters,
-    /// The write-stall state (`stall::NONE`, `SLOW`, `STOP`), refreshed on every tree change.
-    pub stall: AtomicU8,
-    /// Serialises stall refreshes, each computed from the view current under it, so the last
-    /// refresh stored is computed from the newest view (see `stall::refresh_stall`).
-    pub stall_refresh: Mutex<()>,
-    /// Delay owed by slowed-down writes, in nanoseconds, paid in sleeps of at least 1 ms.
-    pub stall_debt: Mutex<u64>,
-    /// Set on shutdown: running compactions stop early and discard their output.
-    pub cancel: AtomicBool,
-    /// Every version up to this one is committed and readable.
-    pub visible: AtomicU64,
-    pub view: RwLock<Arc<View>>,
+    dir: PathBuf,
+    opts: Options,
+    vfs: Arc<dyn Vfs>,
+    cache: Arc<BlockCache>,
+    counters: Counters,
+    health: Health,
+    writer: Writer,
+    tree: Tree,
+    background: Background,
+    stall: Stall,
+    txns: OpenTxns,
     /// The version <-> commit-time index of every committed version since its pruning point.
-    pub times: Mutex<TimeIndex>,
+    times: OrderedMutex<TimeIndex>,
     /// Live snapshots, history readers and the retention horizon (see `history`).
-    pub readers: Mutex<Readers>,
-    /// Open transactions and the keys written since the oldest began (see `txn`). Taken
-    /// after `wal` by the commit leader, before `readers` by `Db::begin`.
-    pub txns: Mutex<ConflictTracker>,
-    /// Wakes transactions waiting to begin until an unrecorded commit is visible.
-    pub txn_begin: Condvar,
-    /// Writers waiting to commit; its leader takes `wal` (see `commit`).
-    pub commit_queue: CommitQueue,
-    pub wal: Mutex<WalState>,
-    pub tree: Mutex<Tree>,
-    pub bg: Mutex<Bg>,
-    /// Wakes the flusher (a memtable was sealed, or shutdown).
-    pub bg_work: Condvar,
-    /// Wakes writers and `flush` callers waiting for a flush to finish.
-    pub bg_done: Condvar,
-    pub next_file: AtomicU64,
-    poisoned: AtomicBool,
-    poison_reason: Mutex<Option<String>>,
-    /// Set by `Db::close` under the `wal` lock, before its last sync: later commits fail
-    /// with `Closed` (a transaction or snapshot may outlive its `Db`).
-    closed: AtomicBool,
-    pub _lock: Box<dyn DirLock>,
+    readers: OrderedMutex<Readers>,
+    _lock: Box<dyn DirLock>,
 }
 
 impl Inner {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dir: PathBuf,
         opts: Options,
         cache: Arc<BlockCache>,
-        view: View,
         wal: WalState,
         tree: Tree,
-        next_file: u64,
         times: TimeIndex,
         lock: Box<dyn DirLock>,
     ) -> Inner {
         Inner {
             dir,
-            txns: Mutex::new(ConflictTracker::new(opts.transaction_conflict_memory)),
+            txns: OpenTxns::new(opts.transaction_conflict_memory),
             vfs: opts.vfs.clone(),
             opts,
             cache,
             counters: Counters::default(),
-            stall: AtomicU8::new(0),
-            stall_refresh: Mutex::new(()),
-            stall_debt: Mutex::new(0),
-            cancel: AtomicBool::new(false),
-            visible: AtomicU64::new(wal.last_version),
-            view: RwLock::new(Arc::new(view)),
-            times: Mutex::new(times),
-            readers: Mutex::new(Readers::default()),
-            txn_begin: Condvar::new(),
-            commit_queue: CommitQueue::default(),
-            wal: Mutex::new(wal),
-            tree: Mutex::new(tree),
-            bg: Mutex::new(Bg::default()),
-            bg_work: Condvar::new(),
-            bg_done: Condvar::new(),
-            next_file: AtomicU64::new(next_file),
-            poisoned: AtomicBool::new(false),
-            poison_reason: Mutex::new(None),
-            closed: AtomicBool::new(false),
+            health: Health::default(),
+            writer: Writer::new(wal),
+            tree,
+            background: Background::default(),
+            stall: Stall::default(),
+            times: OrderedMutex::new(Level::Times, times),
+            readers: OrderedMutex::new(Level::Readers, Readers::default()),
             _lock: lock,
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn opts(&self) -> &Options {
+        &self.opts
+    }
+
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    pub fn cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
+    pub fn stall(&self) -> &Stall {
+        &self.stall
+    }
+
+    pub fn txns(&self) -> &OpenTxns {
+        &self.txns
+    }
+
+    pub fn times(&self) -> Guard<'_, TimeIndex> {
+        self.times.lock()
+    }
+
+    pub fn readers(&self) -> Guard<'_, Readers> {
+        self.readers.lock()
+    }
+
     pub fn alloc_file_number(&self) -> u64 {
-        self.next_file.fetch_add(1, Ordering::SeqCst)
+        self.tree.alloc_file_number()
     }
 
     pub fn snapshot_version(&self) -> Version {
-        Version(self.visible.load(Ordering::Acquire))
+        self.writer.visible()
     }
 
     pub fn current_view(&self) -> Arc<View> {
-        self.view.read().clone()
+        self.tree.current_view()
     }
 
     /// A version to read at and the view to read it from, such that no compaction in the
@@ -171,19 +166,13 @@ impl Inner {
     /// so nothing written since the last good sync may be acknowledged.
     pub fn poison(&self, err: &Error) {
         self.mark_poisoned(err);
-        let _bg = self.bg.lock();
-        self.bg_done.notify_all();
-        self.bg_work.notify_all();
+        self.background.wake_everyone();
     }
 
     /// Sets the poisoned state without waking anyone (so it can be called under any lock;
     /// the caller then calls [`Inner::poison`] once it holds no lock).
     pub fn mark_poisoned(&self, err: &Error) {
-        let mut reason = self.poison_reason.lock();
-        if reason.is_none() {
-            *reason = Some(err.to_string());
-        }
-        self.poisoned.store(true, Ordering::Release);
+        self.health.mark_poisoned(err);
     }
 
     /// What a caller waiting on background work must return instead of waiting (on).
@@ -197,23 +186,11 @@ impl Inner {
 
     /// `Error::Closed` once `Db::close` began.
     pub fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-
-    /// Marks the store closed; call with the `wal` lock held.
-    pub fn mark_closed(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.health.check_open()
     }
 
     pub fn check_writable(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            let reason = self.poison_reason.lock().clone().unwrap_or_default();
-            return Err(Error::Poisoned { reason });
-        }
-        Ok(())
+        self.health.check_writable()
     }
 
     /// How runs of `level` are written.
@@ -240,10 +217,10 @@ impl Inner {
     /// while too many sealed memtables await flushing (backpressure, never failure).
     pub fn seal_memtable(&self, wal: &mut WalState) -> Result<()> {
         {
-            let mut bg = self.bg.lock();
+            let mut bg = self.background.lock();
             while self.current_view().immutables.len() >= self.opts.max_immutable_memtables.max(1) {
                 self.check_waitable(&bg)?;
-                self.bg_done.wait(&mut bg);
+                self.background.wait_until_done(&mut bg);
             }
         }
         self.check_writable()?;
@@ -267,15 +244,13 @@ impl Inner {
             e
         })?;
         wal.writer = writer;
-        {
-            let mut view = self.view.write();
-            let mut next = View::clone(&view);
+        self.tree.swap_view(|current| {
+            let mut next = current.clone();
             next.immutables.insert(0, next.active.clone());
             next.active = Arc::new(Memtable::new(number));
-            *view = Arc::new(next);
-        }
-        let _bg = self.bg.lock();
-        self.bg_work.notify_all();
+            next
+        });
+        self.background.wake_workers();
         Ok(())
     }
 
@@ -336,20 +311,20 @@ impl Inner {
     /// and retires the flushed memtable. Used by the flusher and by recovery.
     pub fn record_flush(
         &self,
-        tree: &mut Tree,
+        tree: &mut Recorded,
         run: Option<(RunDesc, Arc<LiveRun>)>,
         flushed_version: Version,
         min_log_number: u64,
         retire: Option<&Arc<Memtable>>,
     ) -> Result<()> {
         let (time_marks, times_pruned_below) = {
-            let mut times = self.times.lock();
+            let mut times = self.times();
             self.prune_times(&mut times);
             let marks = times.marks_covering(tree.state.flushed_version, flushed_version);
             (marks.to_vec(), times.pruned_below())
         };
         let edit = VersionEdit {
-            next_file_number: Some(self.next_file.load(Ordering::SeqCst)),
+            next_file_number: Some(self.tree.next_file_number()),
             flushed_version: Some(flushed_version),
             min_log_number: Some(min_log_number),
             added: run.iter().map(|(d, _)| d.clone()).collect(),
@@ -358,21 +333,22 @@ impl Inner {
             ..VersionEdit::default()
         };
         self.append_edit(tree, &edit)?;
-        let mut view = self.view.write();
-        let mut next = View::clone(&view);
-        if let Some(mem) = retire {
-            next.immutables.retain(|m| !Arc::ptr_eq(m, mem));
-        }
-        if let Some((_, run)) = run {
-            let mut level0 = next
-                .levels
-                .first()
-                .map(|l| l.runs.clone())
-                .unwrap_or_default();
-            level0.push(run);
-            next.levels[0] = crate::view::Level::new(0, level0);
-        }
-        *view = Arc::new(next);
+        self.tree.swap_view(|current| {
+            let mut next = current.clone();
+            if let Some(mem) = retire {
+                next.immutables.retain(|m| !Arc::ptr_eq(m, mem));
+            }
+            if let Some((_, run)) = run {
+                let mut level0 = next
+                    .levels
+                    .first()
+                    .map(|l| l.runs.clone())
+                    .unwrap_or_default();
+                level0.push(run);
+                next.levels[0] = crate::view::Level::new(0, level0);
+            }
+            next
+        });
         Ok(())
     }
 
@@ -386,7 +362,7 @@ impl Inner {
     /// makes the next open see corruption. The failure therefore poisons the database before
     /// the tree lock is released, and every append checks for poisoning first (a flush or a
     /// compaction in another thread may be about to append).
-    pub fn append_edit(&self, tree: &mut Tree, edit: &VersionEdit) -> Result<()> {
+    pub fn append_edit(&self, tree: &mut Recorded, edit: &VersionEdit) -> Result<()> {
         // Planted bug (G6): the fix for G2's first finding undone: a failed append does not
         // stop the other background thread from appending behind it.
         if chronokv_vfs::bug!("manifest-failure-not-poisoned") {
@@ -400,13 +376,13 @@ impl Inner {
         appended
     }
 
-    fn append_edit_unchecked(&self, tree: &mut Tree, edit: &VersionEdit) -> Result<()> {
+    fn append_edit_unchecked(&self, tree: &mut Recorded, edit: &VersionEdit) -> Result<()> {
         tree.manifest.append(edit)?;
         tree.state.apply(edit);
         if tree.manifest.delta_len() > self.opts.max_manifest_bytes {
             let number = self.alloc_file_number();
-            tree.state.next_file_number = self.next_file.load(Ordering::SeqCst);
-            let times = self.times.lock().clone();
+            tree.state.next_file_number = self.tree.next_file_number();
+            let times = self.times().clone();
             // Planted bug (G6): delete the old manifest before CURRENT names the new one.
             if chronokv_vfs::bug!("manifest-unlinks-old-early") {
                 let _ = self.vfs.remove_file(tree.manifest.path());
@@ -423,7 +399,7 @@ impl Inner {
     pub fn flusher_loop(self: &Arc<Self>) {
         loop {
             let mem = {
-                let mut bg = self.bg.lock();
+                let mut bg = self.background.lock();
                 loop {
                     if bg.shutdown {
                         return;
@@ -431,7 +407,7 @@ impl Inner {
                     if let Some(m) = self.current_view().immutables.last().cloned() {
                         break m;
                     }
-                    self.bg_work.wait(&mut bg);
+                    self.background.wait_for_work(&mut bg);
                 }
             };
             if let Err(e) = self.flush_memtable(&mem) {
@@ -444,19 +420,18 @@ impl Inner {
                 }
             }
             self.refresh_stall();
-            let _bg = self.bg.lock();
-            self.bg_done.notify_all();
-            // A new level-0 run may be work for the compaction threads.
-            self.bg_work.notify_all();
+            // Waiters learn the flush is done; a new level-0 run may be work for the
+            // compaction threads.
+            self.background.wake_everyone();
         }
     }
 
     /// Waits until no sealed memtable remains.
     pub fn wait_for_flushes(&self) -> Result<()> {
-        let mut bg = self.bg.lock();
+        let mut bg = self.background.lock();
         while !self.current_view().immutables.is_empty() {
             self.check_waitable(&bg)?;
-            self.bg_done.wait(&mut bg);
+            self.background.wait_until_done(&mut bg);
         }
         Ok(())
     }

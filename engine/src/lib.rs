@@ -7,6 +7,7 @@
 //! `chronokv-wal` / `chronokv-runs` / `chronokv-compaction` crates.
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
+mod background;
 pub mod backup;
 mod batch;
 mod checkpoint;
@@ -16,9 +17,11 @@ mod db;
 mod error;
 mod export;
 mod files;
+mod health;
 mod history;
 mod inner;
 mod inspect;
+mod lock_order;
 mod manifest;
 mod memtable;
 mod options;
@@ -27,9 +30,12 @@ mod read;
 mod recovery;
 mod stall;
 mod stats;
+mod tree;
 mod txn;
+mod txns;
 mod verify;
 mod view;
+mod writer;
 
 pub use arrow_array::RecordBatch;
 pub use batch::WriteBatch;

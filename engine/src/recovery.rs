@@ -14,11 +14,13 @@
 
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
-use crate::inner::{Inner, Tree, WalState};
+use crate::inner::Inner;
 use crate::manifest::{self, ManifestWriter, TreeState};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::tree::{Recorded, Tree};
 use crate::view::{LiveRun, View};
+use crate::writer::WalState;
 use bytes::Bytes;
 use chronokv_runs::{BlockCache, RunReader};
 use chronokv_snapshot::{to_commit_time, TimeIndex, Version};
@@ -130,19 +132,17 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     };
     let next_file = state.next_file_number;
     let history_horizon = state.history_horizon;
-    let tree = Tree { manifest, state };
+    let tree = Tree::new(Recorded { manifest, state }, view, next_file);
     let inner = Arc::new(Inner::new(
         dir.to_path_buf(),
         opts,
         cache,
-        view,
         wal,
         tree,
-        next_file,
         times,
         lock,
     ));
-    inner.readers.lock().horizon = history_horizon;
+    inner.readers().horizon = history_horizon;
 
     // Planted bug (G6): the replayed segments are deleted before the run that holds their
     // entries is durable and named by the manifest.
@@ -154,7 +154,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     // Persist the replayed entries as a run, and record that no older WAL is needed.
     let run = inner.write_run(&replayed)?;
     {
-        let mut tree = inner.tree.lock();
+        let mut tree = inner.tree().lock();
         inner.record_flush(&mut tree, run, last_version, wal_number, None)?;
         // The flush's edit may have rotated the manifest: keep the live one.
         let live_manifest = tree.manifest.number();

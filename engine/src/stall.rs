@@ -11,7 +11,8 @@
 use crate::error::Result;
 use crate::inner::Inner;
 use crate::stats::Counters;
-use std::sync::atomic::Ordering;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 pub const NONE: u8 = 0;
@@ -20,6 +21,18 @@ pub const STOP: u8 = 2;
 
 /// Sleeps shorter than this are saved up: the OS cannot sleep for a few microseconds.
 const MIN_SLEEP: Duration = Duration::from_millis(1);
+
+/// The write-stall state. Its two mutexes are leaves of the lock order.
+#[derive(Debug, Default)]
+pub struct Stall {
+    /// `NONE`, `SLOW` or `STOP`, refreshed on every tree change.
+    state: AtomicU8,
+    /// Serialises refreshes, each computed from the view current under it, so the last
+    /// refresh stored is computed from the newest view (see [`Inner::refresh_stall`]).
+    refresh: Mutex<()>,
+    /// Delay owed by slowed-down writes, in nanoseconds, paid in sleeps of at least 1 ms.
+    debt: Mutex<u64>,
+}
 
 impl Inner {
     /// Recomputes the stall state from the current view (call after installing a view) and
@@ -33,15 +46,15 @@ impl Inner {
     /// waited forever (`tests/compaction.rs`, `a_stopped_writer_resumes_when_compaction_catches_up`,
     /// hung once under load).
     pub fn refresh_stall(&self) {
-        let _serial = self.stall_refresh.lock();
+        let _serial = self.stall().refresh.lock();
         let view = self.current_view();
-        let state = if self.opts.compaction_threads == 0 {
+        let state = if self.opts().compaction_threads == 0 {
             NONE
         } else {
             let l0 = view.levels.first().map_or(0, |l| l.runs.len());
             let levels = view.policy_levels();
             let debt = self.strategy().pending_bytes(&levels);
-            let o = &self.opts;
+            let o = self.opts();
             let over_stop = l0 >= o.l0_stop_runs || debt >= o.pending_compaction_stop_bytes;
             let over_slow = l0 >= o.l0_slowdown_runs || debt >= o.pending_compaction_slowdown_bytes;
             // Stalling helps only if compaction has something to do (running or not): a tree
@@ -56,22 +69,21 @@ impl Inner {
                 SLOW
             }
         };
-        let before = self.stall.swap(state, Ordering::AcqRel);
+        let before = self.stall().state.swap(state, Ordering::AcqRel);
         if state < before {
-            let _bg = self.bg.lock();
-            self.bg_done.notify_all();
+            self.background().wake_waiters();
         }
     }
 
     /// Called by the commit leader before it writes a group of `bytes`.
     pub fn throttle(&self, bytes: usize) -> Result<()> {
-        match self.stall.load(Ordering::Acquire) {
+        match self.stall().state.load(Ordering::Acquire) {
             NONE => Ok(()),
             SLOW => {
-                Counters::add(&self.counters.slowdowns, 1);
-                let rate = self.opts.slowdown_write_rate.max(1);
+                Counters::add(&self.counters().slowdowns, 1);
+                let rate = self.opts().slowdown_write_rate.max(1);
                 let owed = {
-                    let mut debt = self.stall_debt.lock();
+                    let mut debt = self.stall().debt.lock();
                     *debt += (bytes as u64).saturating_mul(1_000_000_000) / rate;
                     if *debt < MIN_SLEEP.as_nanos() as u64 {
                         return Ok(());
@@ -80,7 +92,7 @@ impl Inner {
                 };
                 let owed = Duration::from_nanos(owed).min(Duration::from_secs(1));
                 std::thread::sleep(owed);
-                Counters::add(&self.counters.stall_micros, owed.as_micros() as u64);
+                Counters::add(&self.counters().stall_micros, owed.as_micros() as u64);
                 Ok(())
             }
             _ => self.wait_while_stopped(),
@@ -88,21 +100,22 @@ impl Inner {
     }
 
     fn wait_while_stopped(&self) -> Result<()> {
-        Counters::add(&self.counters.stops, 1);
+        Counters::add(&self.counters().stops, 1);
         let start = Instant::now();
-        let mut bg = self.bg.lock();
+        let mut bg = self.background().lock();
         let result = loop {
-            if self.stall.load(Ordering::Acquire) != STOP {
+            if self.stall().state.load(Ordering::Acquire) != STOP {
                 break Ok(());
             }
             if let Err(e) = self.check_waitable(&bg) {
                 break Err(e);
             }
             // A timeout guards against a missed wake-up; the state is re-checked anyway.
-            self.bg_done.wait_for(&mut bg, Duration::from_millis(100));
+            self.background()
+                .wait_until_done_for(&mut bg, Duration::from_millis(100));
         };
         Counters::add(
-            &self.counters.stall_micros,
+            &self.counters().stall_micros,
             start.elapsed().as_micros() as u64,
         );
         result
@@ -136,17 +149,17 @@ mod tests {
         )
         .unwrap();
         let inner = db.inner();
-        assert_eq!(inner.stall.load(Ordering::Acquire), NONE);
+        assert_eq!(inner.stall().state.load(Ordering::Acquire), NONE);
         std::thread::scope(|s| {
             // A slow refresh is under way ...
-            let slow = inner.stall_refresh.lock();
+            let slow = inner.stall().refresh.lock();
             let waiting = s.spawn(|| inner.refresh_stall());
             // ... and stores what it computed from an older view, with a level-0 run.
-            inner.stall.store(STOP, Ordering::Release);
+            inner.stall().state.store(STOP, Ordering::Release);
             drop(slow);
             waiting.join().unwrap();
         });
         // The current view has no run at all.
-        assert_eq!(inner.stall.load(Ordering::Acquire), NONE);
+        assert_eq!(inner.stall().state.load(Ordering::Acquire), NONE);
     }
 }

@@ -108,9 +108,9 @@ pub(crate) fn begin(inner: &Arc<Inner>, options: TransactionOptions) -> Transact
             Snapshot::new(inner, At::Latest).expect("the latest version is always readable");
         return new(snapshot, false);
     }
-    let mut txns = inner.txns.lock();
+    let mut txns = inner.txns().lock();
     while !txns.can_begin_at(inner.snapshot_version()) {
-        inner.txn_begin.wait(&mut txns);
+        inner.txns().wait_to_begin(&mut txns);
     }
     let snapshot = Snapshot::new(inner, At::Latest).expect("the latest version is always readable");
     txns.begin(snapshot.version());
@@ -266,7 +266,7 @@ impl Transaction {
         let durability = self
             .options
             .durability
-            .unwrap_or(self.inner.opts.durability);
+            .unwrap_or(self.inner.opts().durability);
         commit::commit(&self.inner, batch, durability, Some(check))
     }
 
@@ -277,7 +277,7 @@ impl Transaction {
 
     fn finish(&mut self) {
         if std::mem::take(&mut self.open) {
-            self.inner.txns.lock().finish(self.snapshot.version());
+            self.inner.txns().lock().finish(self.snapshot.version());
         }
     }
 }

@@ -275,12 +275,12 @@ pub fn verify_dir_with_progress(
 impl Inner {
     /// Verifies an open database (see the module documentation).
     pub(crate) fn verify(&self, progress: Progress<'_>) -> Result<VerifyReport> {
-        let vfs = self.vfs.as_ref();
+        let vfs = self.vfs().as_ref();
         let mut c = Checker::new(vfs, progress);
         // The manifest on disk must decode to the tree the engine holds. Both are read under
         // the tree lock, which every manifest append holds.
         let pinned = {
-            let tree = self.tree.lock();
+            let tree = self.tree().lock();
             let path = tree.manifest.path().to_path_buf();
             c.report.manifest = Some(path.clone());
             match manifest::dump(vfs, &path) {
@@ -306,17 +306,17 @@ impl Inner {
                         .push(Problem::from_error(ProblemKind::Manifest, &path, e))
                 }
             }
-            match manifest::current(vfs, &self.dir) {
+            match manifest::current(vfs, self.dir()) {
                 Ok(Some(p)) if p == path => {}
                 Ok(_) => c.report.problems.push(Problem::new(
                     ProblemKind::Current,
-                    self.dir.join(files::CURRENT),
+                    self.dir().join(files::CURRENT),
                     None,
                     format!("CURRENT does not name the live manifest {}", path.display()),
                 )),
                 Err(e) => c.report.problems.push(Problem::from_error(
                     ProblemKind::Current,
-                    &self.dir.join(files::CURRENT),
+                    &self.dir().join(files::CURRENT),
                     e,
                 )),
             }
@@ -339,12 +339,12 @@ impl Inner {
         drop(pinned);
         let mut expected = None;
         for n in logs {
-            let path = files::wal_path(&self.dir, n);
+            let path = files::wal_path(self.dir(), n);
             // A flush may retire the segment at any moment: then there is nothing to check.
             c.check_wal_if_present(&path, n, &mut expected);
         }
         // No commit appends to the active segment while the WAL lock is held.
-        let wal = self.wal.lock();
+        let wal = self.writer().lock_wal();
         let (n, path) = (wal.writer.log_number(), wal.writer.path().to_path_buf());
         let mut expected = None;
         c.check_wal(&path, n, true, &mut expected);

@@ -1,0 +1,59 @@
+//! The tree: what the manifest recorded (its writer and the state its edits built), the
+//! read view that readers take, and the file-number counter. Flushes and compactions
+//! change it: append an edit under [`Tree::lock`], then swap the view while still holding
+//! it, so the view never runs ahead of or behind the manifest for longer than one swap.
+
+use crate::lock_order::{Guard, Level, OrderedMutex, OrderedRwLock};
+use crate::manifest::{ManifestWriter, TreeState};
+use crate::view::View;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The manifest writer and the tree it has recorded.
+pub struct Recorded {
+    pub manifest: ManifestWriter,
+    pub state: TreeState,
+}
+
+pub struct Tree {
+    recorded: OrderedMutex<Recorded>,
+    view: OrderedRwLock<Arc<View>>,
+    /// The next unused file number (WAL segments, runs and manifests share it).
+    next_file: AtomicU64,
+}
+
+impl Tree {
+    pub fn new(recorded: Recorded, view: View, next_file: u64) -> Tree {
+        Tree {
+            recorded: OrderedMutex::new(Level::Tree, recorded),
+            view: OrderedRwLock::new(Level::View, Arc::new(view)),
+            next_file: AtomicU64::new(next_file),
+        }
+    }
+
+    /// The manifest and its state; held across an edit and the view swap that follows it.
+    pub fn lock(&self) -> Guard<'_, Recorded> {
+        self.recorded.lock()
+    }
+
+    /// The view readers use now.
+    pub fn current_view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    /// Replaces the view with `next(current)`. Readers holding the old one keep it.
+    pub fn swap_view(&self, next: impl FnOnce(&View) -> View) {
+        let mut view = self.view.write();
+        let swapped = next(&view);
+        *view = Arc::new(swapped);
+    }
+
+    pub fn alloc_file_number(&self) -> u64 {
+        self.next_file.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The next number [`Tree::alloc_file_number`] would hand out.
+    pub fn next_file_number(&self) -> u64 {
+        self.next_file.load(Ordering::SeqCst)
+    }
+}
