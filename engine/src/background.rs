@@ -2,6 +2,8 @@
 //! writers and `flush`/`compact_range` callers wait on it for work to finish, and shutdown
 //! and failures wake everyone.
 
+use crate::error::{Error, Result};
+use crate::health::Health;
 use crate::lock_order::{Guard, Level, OrderedMutex};
 use parking_lot::Condvar;
 use std::collections::HashSet;
@@ -14,6 +16,18 @@ pub struct Bg {
     pub shutdown: bool,
     /// Runs that a compaction (automatic or manual) has taken as input.
     pub busy: HashSet<u64>,
+}
+
+impl Bg {
+    /// What a caller waiting on background work must return instead of waiting (on): a
+    /// poisoned store's error, or `Closed` once shutdown began.
+    pub fn check_waitable(&self, health: &Health) -> Result<()> {
+        health.check_writable()?;
+        if self.shutdown {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
 }
 
 pub struct Background {

@@ -118,6 +118,7 @@ impl Inner {
         &self.background
     }
 
+    #[cfg(test)]
     pub fn stall(&self) -> &Stall {
         &self.stall
     }
@@ -177,11 +178,23 @@ impl Inner {
 
     /// What a caller waiting on background work must return instead of waiting (on).
     pub fn check_waitable(&self, bg: &Bg) -> Result<()> {
-        self.check_writable()?;
-        if bg.shutdown {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        bg.check_waitable(&self.health)
+    }
+
+    /// Recomputes the write-stall state after a view change (see `stall`).
+    pub fn refresh_stall(&self) {
+        self.stall.refresh(&self.tree, &self.opts, &self.background);
+    }
+
+    /// Slows or stops the commit leader while compaction is behind (see `stall`).
+    pub fn throttle(&self, bytes: usize) -> Result<()> {
+        self.stall.throttle(
+            bytes,
+            &self.opts,
+            &self.counters,
+            &self.background,
+            &self.health,
+        )
     }
 
     /// `Error::Closed` once `Db::close` began.

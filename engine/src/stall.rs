@@ -8,9 +8,12 @@
 //! has no task for the tree (its own thresholds are looser than the stall's). A poisoned or
 //! closing database ends the wait with an error: a stall never deadlocks.
 
+use crate::background::Background;
 use crate::error::Result;
-use crate::inner::Inner;
+use crate::health::Health;
+use crate::options::Options;
 use crate::stats::Counters;
+use crate::tree::Tree;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -28,13 +31,13 @@ pub struct Stall {
     /// `NONE`, `SLOW` or `STOP`, refreshed on every tree change.
     state: AtomicU8,
     /// Serialises refreshes, each computed from the view current under it, so the last
-    /// refresh stored is computed from the newest view (see [`Inner::refresh_stall`]).
+    /// refresh stored is computed from the newest view (see [`Stall::refresh`]).
     refresh: Mutex<()>,
     /// Delay owed by slowed-down writes, in nanoseconds, paid in sleeps of at least 1 ms.
     debt: Mutex<u64>,
 }
 
-impl Inner {
+impl Stall {
     /// Recomputes the stall state from the current view (call after installing a view) and
     /// wakes writers that may proceed.
     ///
@@ -45,22 +48,23 @@ impl Inner {
     /// compaction then had nothing to do, nothing refreshed the state again, and writers
     /// waited forever (`tests/compaction.rs`, `a_stopped_writer_resumes_when_compaction_catches_up`,
     /// hung once under load).
-    pub fn refresh_stall(&self) {
-        let _serial = self.stall().refresh.lock();
-        let view = self.current_view();
-        let state = if self.opts().compaction_threads == 0 {
+    pub fn refresh(&self, tree: &Tree, opts: &Options, background: &Background) {
+        let _serial = self.refresh.lock();
+        let view = tree.current_view();
+        let strategy = opts.compaction.strategy();
+        let state = if opts.compaction_threads == 0 {
             NONE
         } else {
             let l0 = view.levels.first().map_or(0, |l| l.runs.len());
             let levels = view.policy_levels();
-            let debt = self.strategy().pending_bytes(&levels);
-            let o = self.opts();
+            let debt = strategy.pending_bytes(&levels);
+            let o = opts;
             let over_stop = l0 >= o.l0_stop_runs || debt >= o.pending_compaction_stop_bytes;
             let over_slow = l0 >= o.l0_slowdown_runs || debt >= o.pending_compaction_slowdown_bytes;
             // Stalling helps only if compaction has something to do (running or not): a tree
             // the strategy leaves as it is (say, fewer level-0 runs than its trigger but more
             // than `l0_stop_runs`) would otherwise stop writes forever.
-            let can_progress = || self.strategy().pick(&levels, &Default::default()).is_some();
+            let can_progress = || strategy.pick(&levels, &Default::default()).is_some();
             if !(over_stop || over_slow) || !can_progress() {
                 NONE
             } else if over_stop {
@@ -69,21 +73,28 @@ impl Inner {
                 SLOW
             }
         };
-        let before = self.stall().state.swap(state, Ordering::AcqRel);
+        let before = self.state.swap(state, Ordering::AcqRel);
         if state < before {
-            self.background().wake_waiters();
+            background.wake_waiters();
         }
     }
 
     /// Called by the commit leader before it writes a group of `bytes`.
-    pub fn throttle(&self, bytes: usize) -> Result<()> {
-        match self.stall().state.load(Ordering::Acquire) {
+    pub fn throttle(
+        &self,
+        bytes: usize,
+        opts: &Options,
+        counters: &Counters,
+        background: &Background,
+        health: &Health,
+    ) -> Result<()> {
+        match self.state.load(Ordering::Acquire) {
             NONE => Ok(()),
             SLOW => {
-                Counters::add(&self.counters().slowdowns, 1);
-                let rate = self.opts().slowdown_write_rate.max(1);
+                Counters::add(&counters.slowdowns, 1);
+                let rate = opts.slowdown_write_rate.max(1);
                 let owed = {
-                    let mut debt = self.stall().debt.lock();
+                    let mut debt = self.debt.lock();
                     *debt += (bytes as u64).saturating_mul(1_000_000_000) / rate;
                     if *debt < MIN_SLEEP.as_nanos() as u64 {
                         return Ok(());
@@ -92,32 +103,33 @@ impl Inner {
                 };
                 let owed = Duration::from_nanos(owed).min(Duration::from_secs(1));
                 std::thread::sleep(owed);
-                Counters::add(&self.counters().stall_micros, owed.as_micros() as u64);
+                Counters::add(&counters.stall_micros, owed.as_micros() as u64);
                 Ok(())
             }
-            _ => self.wait_while_stopped(),
+            _ => self.wait_while_stopped(counters, background, health),
         }
     }
 
-    fn wait_while_stopped(&self) -> Result<()> {
-        Counters::add(&self.counters().stops, 1);
+    fn wait_while_stopped(
+        &self,
+        counters: &Counters,
+        background: &Background,
+        health: &Health,
+    ) -> Result<()> {
+        Counters::add(&counters.stops, 1);
         let start = Instant::now();
-        let mut bg = self.background().lock();
+        let mut bg = background.lock();
         let result = loop {
-            if self.stall().state.load(Ordering::Acquire) != STOP {
+            if self.state.load(Ordering::Acquire) != STOP {
                 break Ok(());
             }
-            if let Err(e) = self.check_waitable(&bg) {
+            if let Err(e) = bg.check_waitable(health) {
                 break Err(e);
             }
             // A timeout guards against a missed wake-up; the state is re-checked anyway.
-            self.background()
-                .wait_until_done_for(&mut bg, Duration::from_millis(100));
+            background.wait_until_done_for(&mut bg, Duration::from_millis(100));
         };
-        Counters::add(
-            &self.counters().stall_micros,
-            start.elapsed().as_micros() as u64,
-        );
+        Counters::add(&counters.stall_micros, start.elapsed().as_micros() as u64);
         result
     }
 }
