@@ -12,13 +12,13 @@
 //! are open the leader records every batch's keys in the tracker (see
 //! `chronokv_snapshot::conflict`, and `txn` for why a transaction may have to wait).
 
+use crate::apply::insert_entries;
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::options::Durability;
 use crate::queue::{Request, TxnCheck};
 use crate::stats::Counters;
-use bytes::Bytes;
 use chronokv_snapshot::{to_commit_time, Version};
 use chronokv_wal::RecordRef;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -136,25 +136,13 @@ fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>
     let mem = inner.current_view().active.clone();
     let mut user_bytes = 0u64;
     for r in &records {
-        for (i, entry) in r.entries.iter().enumerate() {
-            // The WAL encoder produced these bytes a moment ago; they always decode.
-            debug_assert!(
-                entry.is_ok(),
-                "a batch encoded by this process failed to decode"
-            );
-            let Ok((kind, key, value)) = entry else {
-                continue;
-            };
-            let version = Version(r.first_version.0 + i as u64);
-            user_bytes += (key.len() + value.len()) as u64;
-            mem.insert(
-                Bytes::copy_from_slice(key),
-                version,
-                micros,
-                kind,
-                Bytes::copy_from_slice(value),
-            );
-        }
+        let inserted = insert_entries(&mem, r.entries.iter(), r.first_version, micros, Version(0));
+        // The WAL encoder produced these bytes a moment ago; they always decode.
+        debug_assert!(
+            inserted.is_ok(),
+            "a batch encoded by this process failed to decode"
+        );
+        user_bytes += inserted.unwrap_or(0);
     }
     Counters::add(&inner.counters().user_bytes, user_bytes);
     // The index learns the group's time before its versions become visible, so an "as of

@@ -7,6 +7,7 @@
 //! `chronokv-wal` / `chronokv-runs` / `chronokv-compaction` crates.
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
+mod apply;
 mod background;
 pub mod backup;
 mod batch;

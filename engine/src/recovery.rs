@@ -12,6 +12,7 @@
 //! 7. Delete every chronokv file the new manifest does not name (old manifests and WAL
 //!    segments, runs of flushes that crashed before their manifest edit, temporary files).
 
+use crate::apply::insert_entries;
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::inner::Inner;
@@ -21,7 +22,6 @@ use crate::options::Options;
 use crate::tree::{Recorded, Tree};
 use crate::view::{LiveRun, View};
 use crate::writer::WalState;
-use bytes::Bytes;
 use chronokv_runs::{BlockCache, RunReader};
 use chronokv_snapshot::{to_commit_time, TimeIndex, Version};
 use chronokv_vfs::Vfs;
@@ -242,20 +242,8 @@ fn replay(
             times
                 .record(first_new, time)
                 .map_err(|bad| Error::corruption(&path, rec.offset, bad.0))?;
-            for (j, entry) in rec.entries().enumerate() {
-                let version = rec.first_version.0 + j as u64;
-                let (kind, key, value) =
-                    entry.map_err(|e| Error::corruption(&path, rec.offset, e.to_string()))?;
-                if version > flushed {
-                    mem.insert(
-                        Bytes::copy_from_slice(key),
-                        Version(version),
-                        time,
-                        kind,
-                        Bytes::copy_from_slice(value),
-                    );
-                }
-            }
+            insert_entries(mem, rec.entries(), rec.first_version, time, first_new)
+                .map_err(|e| Error::corruption(&path, rec.offset, e.to_string()))?;
             last = last.max(rec.last_version().0);
         }
         match &contents.damage {
