@@ -124,3 +124,10 @@ fn a_transaction_over_its_bound_refuses_the_write_and_stays_usable() {
     assert_eq!(db.latest_version(), v);
     assert_still_writable(db, dir.path());
 }
+
+/// Every test run checks the engine's invariants (the dev-dependency turns the feature on);
+/// without it the checks in `engine/src/invariants.rs` would silently be off.
+#[test]
+fn tests_run_with_the_engines_invariant_checks() {
+    assert!(chronokv_engine::internals::INVARIANTS_CHECKED);
+}

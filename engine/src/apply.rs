@@ -2,6 +2,7 @@
 //! recovery run (LevelDB's `WriteBatchInternal::InsertInto` serves both the same way), so a
 //! replayed record lands in the memtable exactly as it did when it was committed.
 
+use crate::invariants::invariant;
 use crate::memtable::Memtable;
 use bytes::Bytes;
 use chronokv_snapshot::Version;
@@ -25,6 +26,11 @@ pub fn insert_entries(
         if version < from {
             continue;
         }
+        invariant!(
+            mem.is_empty() || version > mem.max_version(),
+            "memtable insert of {version} after {}",
+            mem.max_version()
+        );
         user_bytes += (key.len() + value.len()) as u64;
         mem.insert(
             Bytes::copy_from_slice(key),

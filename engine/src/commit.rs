@@ -16,6 +16,7 @@ use crate::apply::insert_entries;
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
+use crate::invariants::invariant;
 use crate::options::Durability;
 use crate::queue::{Request, TxnCheck};
 use crate::stats::Counters;
@@ -149,6 +150,12 @@ fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>
     // time" read never resolves to a version it cannot date. Marks always follow the last
     // one here (versions and times only grow), so recording cannot fail.
     let _ = inner.times().record(Version(wal.last_version + 1), micros);
+    invariant!(
+        next - 1 > wal.last_version,
+        "a group published {} after {}",
+        next - 1,
+        wal.last_version
+    );
     wal.last_time = micros;
     wal.last_version = next - 1;
     inner.writer().publish(Version(next - 1));

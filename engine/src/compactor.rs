@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::files;
 use crate::inner::Inner;
+use crate::invariants::{invariant, run_meta_problem};
 use crate::manifest::{RunDesc, VersionEdit};
 use crate::stats::Counters;
 use crate::view::{LiveRun, View};
@@ -134,7 +135,15 @@ impl Inner {
             let reader =
                 RunReader::open(self.vfs().as_ref(), &out.path, out.id, self.cache().clone());
             match reader {
-                Ok(reader) => outputs.push(self.live_run(reader)),
+                Ok(reader) => {
+                    invariant!(
+                        run_meta_problem(&out.meta, reader.meta()).is_none(),
+                        "compaction output {}: {}",
+                        out.id,
+                        run_meta_problem(&out.meta, reader.meta()).unwrap_or_default()
+                    );
+                    outputs.push(self.live_run(reader));
+                }
                 Err(e) => {
                     for o in &outcome.outputs {
                         let _ = self.vfs().remove_file(&o.path);
@@ -183,7 +192,7 @@ impl Inner {
             .map(|r| r.reader.meta().max_version)
             .max()
             .unwrap_or(Version(0));
-        self.tree().swap_view(|current| {
+        self.tree().swap_runs(&tree, self.is_leveled(), |current| {
             let leaving: Vec<u64> = task.inputs.iter().map(|&(_, id)| id).collect();
             let mut runs: Vec<(usize, Arc<LiveRun>)> = current
                 .runs()

@@ -13,10 +13,11 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::health::Health;
 use crate::history::Readers;
+use crate::invariants::{invariant, run_meta_problem};
 use crate::lock_order::{Guard, Level, OrderedMutex};
 use crate::manifest::{ManifestWriter, RunDesc, VersionEdit};
 use crate::memtable::Memtable;
-use crate::options::Options;
+use crate::options::{CompactionStyle, Options};
 use crate::stall::Stall;
 use crate::stats::Counters;
 use crate::tree::{Recorded, Tree};
@@ -159,6 +160,11 @@ impl Inner {
         }
     }
 
+    /// Leveled compaction keeps every level below 0 disjoint (an invariant the view checks).
+    pub fn is_leveled(&self) -> bool {
+        matches!(self.opts.compaction, CompactionStyle::Leveled(_))
+    }
+
     pub fn strategy(&self) -> &dyn Strategy {
         self.opts.compaction.strategy()
     }
@@ -257,7 +263,7 @@ impl Inner {
             e
         })?;
         wal.writer = writer;
-        self.tree.swap_view(|current| {
+        self.tree.swap_memtables(|current| {
             let mut next = current.clone();
             next.immutables.insert(0, next.active.clone());
             next.active = Arc::new(Memtable::new(number));
@@ -281,6 +287,11 @@ impl Inner {
         }
         let meta = writer.finish()?;
         let reader = RunReader::open(self.vfs.as_ref(), &path, number, self.cache.clone())?;
+        invariant!(
+            run_meta_problem(&meta, reader.meta()).is_none(),
+            "flushed run {number}: {}",
+            run_meta_problem(&meta, reader.meta()).unwrap_or_default()
+        );
         Counters::add(&self.counters.flushes, 1);
         Counters::add(&self.counters.flush_bytes, meta.file_size);
         Ok(Some((
@@ -346,7 +357,7 @@ impl Inner {
             ..VersionEdit::default()
         };
         self.append_edit(tree, &edit)?;
-        self.tree.swap_view(|current| {
+        self.tree.swap_runs(tree, self.is_leveled(), |current| {
             let mut next = current.clone();
             if let Some(mem) = retire {
                 next.immutables.retain(|m| !Arc::ptr_eq(m, mem));
@@ -382,6 +393,13 @@ impl Inner {
             return self.append_edit_unchecked(tree, edit);
         }
         self.check_writable()?;
+        for &(level, number) in &edit.deleted {
+            invariant!(
+                tree.state.runs.get(&number).map(|r| r.level) == Some(level),
+                "a manifest edit removes run {number} from level {level}, which the tree does \
+                 not hold there"
+            );
+        }
         let appended = self.append_edit_unchecked(tree, edit);
         if let Err(e) = &appended {
             self.mark_poisoned(e);

@@ -22,6 +22,7 @@ mod health;
 mod history;
 mod inner;
 mod inspect;
+mod invariants;
 mod lock_order;
 mod manifest;
 mod memtable;
@@ -72,4 +73,7 @@ pub mod internals {
     // The manifest and backup metadata decoders, for the fuzz targets (`chronokv-harness`).
     pub use crate::backup::format::{BackupMeta, BackupRun};
     pub use crate::manifest::read as read_manifest;
+    /// True when this build checks the engine's invariants (feature `invariants`), so a
+    /// test can prove its run has them.
+    pub const INVARIANTS_CHECKED: bool = cfg!(feature = "invariants");
 }

@@ -3,6 +3,7 @@
 //! change it: append an edit under [`Tree::lock`], then swap the view while still holding
 //! it, so the view never runs ahead of or behind the manifest for longer than one swap.
 
+use crate::invariants::{invariant, view_problem};
 use crate::lock_order::{Guard, Level, OrderedMutex, OrderedRwLock};
 use crate::manifest::{ManifestWriter, TreeState};
 use crate::view::View;
@@ -41,10 +42,24 @@ impl Tree {
         self.view.read().clone()
     }
 
-    /// Replaces the view with `next(current)`. Readers holding the old one keep it.
-    pub fn swap_view(&self, next: impl FnOnce(&View) -> View) {
+    /// Replaces the view with `next(current)`, which changes only memtables (sealing one).
+    /// Readers holding the old view keep it.
+    pub fn swap_memtables(&self, next: impl FnOnce(&View) -> View) {
         let mut view = self.view.write();
         let swapped = next(&view);
+        *view = Arc::new(swapped);
+    }
+
+    /// Replaces the view with `next(current)` after an edit of `recorded` (whose lock the
+    /// caller holds) added or removed runs. `leveled`: levels below 0 must stay disjoint.
+    pub fn swap_runs(&self, recorded: &Recorded, leveled: bool, next: impl FnOnce(&View) -> View) {
+        let mut view = self.view.write();
+        let swapped = next(&view);
+        invariant!(
+            view_problem(&swapped, &recorded.state, leveled).is_none(),
+            "after a view swap: {}",
+            view_problem(&swapped, &recorded.state, leveled).unwrap_or_default()
+        );
         *view = Arc::new(swapped);
     }
 
