@@ -23,8 +23,8 @@
 pub use chronokv_engine::{
     changes_batch, export_schema, history_batch, ArrowBatches, Bytes, Change, CompactionStyle,
     Compression, Db, Durability, Error, HistoryEntry, Isolation, Iter, LevelStats, Leveled,
-    Options, RecordBatch, RecoveryMode, Result, Snapshot, SpaceUsage, Stats, Tiered, Transaction,
-    TransactionIter, TransactionOptions, Version, WriteBatch,
+    Options, RecordBatch, RecoveryMode, Result, Retention, Snapshot, SpaceUsage, Stats, Tiered,
+    Transaction, TransactionIter, TransactionOptions, Version, WriteBatch,
 };
 pub use chronokv_engine::{
     verify_dir, verify_dir_with_progress, CheckpointInfo, Problem, ProblemKind, Progress, RunInfo,

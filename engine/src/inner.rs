@@ -70,7 +70,8 @@ pub struct Inner {
     pub view: RwLock<Arc<View>>,
     /// The version <-> commit-time index of every committed version since its pruning point.
     pub times: Mutex<TimeIndex>,
-    /// Live snapshots, history readers and the retention horizon (see `history`).
+    /// Live snapshots, history readers, the history contract and the horizon (see
+    /// `history` and `retention`).
     pub readers: Mutex<Readers>,
     /// Open transactions and the keys written since the oldest began (see `txn`). Taken
     /// after `wal` by the commit leader, before `readers` by `Db::begin`.
@@ -321,9 +322,9 @@ impl Inner {
         min_log_number: u64,
         retire: Option<&Arc<Memtable>>,
     ) -> Result<()> {
+        self.prune_times();
         let (time_marks, times_pruned_below) = {
-            let mut times = self.times.lock();
-            self.prune_times(&mut times);
+            let times = self.times.lock();
             let marks = times.marks_covering(tree.state.flushed_version, flushed_version);
             (marks.to_vec(), times.pruned_below())
         };

@@ -23,8 +23,10 @@ mod manifest;
 mod memtable;
 mod options;
 mod recovery;
+mod retention;
 mod stall;
 mod stats;
+mod timefmt;
 mod txn;
 mod verify;
 mod view;
@@ -42,6 +44,7 @@ pub use inspect::RunInfo;
 pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
+pub use retention::Retention;
 pub use stats::{LevelStats, SpaceUsage, Stats};
 pub use txn::{Isolation, Transaction, TransactionIter, TransactionOptions};
 pub use verify::{
