@@ -44,7 +44,7 @@ pub use inspect::RunInfo;
 pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
-pub use retention::Retention;
+pub use retention::{format_duration, Retention};
 pub use stats::{LevelStats, SpaceUsage, Stats};
 pub use txn::{Isolation, Transaction, TransactionIter, TransactionOptions};
 pub use verify::{
