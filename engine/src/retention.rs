@@ -83,7 +83,7 @@ pub fn format_duration(d: Duration) -> String {
         (1_000_000, "s"),
         (1_000, "ms"),
     ] {
-        if micros >= unit && micros % unit == 0 {
+        if micros >= unit && micros.is_multiple_of(unit) {
             return format!("{}{name}", micros / unit);
         }
     }

@@ -490,8 +490,11 @@ mod tests {
             ..plain.clone()
         };
         let mut f = fs.create(&path).unwrap();
-        f.write_all(&manifest_bytes(MAGIC_V1, &[with_contract.clone()]))
-            .unwrap();
+        f.write_all(&manifest_bytes(
+            MAGIC_V1,
+            std::slice::from_ref(&with_contract),
+        ))
+        .unwrap();
         drop(f);
         let err = read(&fs, &path).unwrap_err();
         assert!(
