@@ -271,3 +271,27 @@ fn a_format_1_store_opened_without_retention_records_none() {
     assert_eq!(db.history_retention(), Retention::default());
     assert_eq!(db.get("a").unwrap().as_deref(), Some(&b"2"[..]));
 }
+
+#[test]
+fn a_changed_contract_survives_manifest_rotations() {
+    // With a 1 KiB manifest limit every few flushes start a new manifest from a snapshot
+    // of the tree: the contract set by a delta edit must be in each snapshot.
+    let fs = MemFs::new();
+    let small = |o: Options| Options {
+        max_manifest_bytes: 1 << 10,
+        ..o
+    };
+    let db = open(small(with(&fs, Some(HOUR), None))).unwrap();
+    let set = Retention::new(Some(2 * HOUR), 5);
+    db.set_history_retention(set).unwrap();
+    let first = String::from_utf8(fs.read(Path::new("/db/CURRENT")).unwrap()).unwrap();
+    for i in 0..60u32 {
+        db.put(format!("k{i}"), "v").unwrap();
+        db.flush().unwrap();
+    }
+    let last = String::from_utf8(fs.read(Path::new("/db/CURRENT")).unwrap()).unwrap();
+    assert_ne!(first, last, "the manifest rotated");
+    db.close().unwrap();
+    let db = open(small(plain(&fs))).unwrap();
+    assert_eq!(db.history_retention(), set);
+}
