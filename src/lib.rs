@@ -21,10 +21,10 @@
 //! See `README.md` for the design and `docs/format/` for every on-disk layout.
 
 pub use chronokv_engine::{
-    changes_batch, export_schema, history_batch, ArrowBatches, Bytes, Change, CompactionStyle,
-    Compression, Db, Durability, Error, HistoryEntry, Isolation, Iter, LevelStats, Leveled,
-    Options, RecordBatch, RecoveryMode, Result, Snapshot, SpaceUsage, Stats, Tiered, Transaction,
-    TransactionIter, TransactionOptions, Version, WriteBatch,
+    changes_batch, export_schema, format_duration, history_batch, ArrowBatches, Bytes, Change,
+    CompactionStyle, Compression, Db, Durability, Error, HistoryEntry, Isolation, Iter, LevelStats,
+    Leveled, Options, RecordBatch, RecoveryMode, Result, Retention, Snapshot, SpaceUsage, Stats,
+    Tiered, Transaction, TransactionIter, TransactionOptions, Version, WriteBatch,
 };
 pub use chronokv_engine::{
     verify_dir, verify_dir_with_progress, CheckpointInfo, Problem, ProblemKind, Progress, RunInfo,

@@ -229,7 +229,7 @@ fn retention_boundary_oldest_is_readable_one_older_is_refused() {
 fn per_key_history_depth_without_time_retention() {
     let fs = MemFs::new();
     let opts = Options {
-        history_versions_per_key: 3,
+        history_versions_per_key: Some(3),
         ..compacting_options(&fs, 1024, aggressive_leveled())
     };
     let db = open(&opts);

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 /// Which state a read sees: the latest, or a past one.
 #[derive(Args)]
 pub struct AtArgs {
-    /// Read the state right after this version's commit (needs --history-retention, or a
-    /// version no compaction has dropped yet).
-    #[arg(long = "version", value_name = "V", conflicts_with = "as_of")]
+    /// Read the state right after this version's commit (5 or v5): a version within the
+    /// store's retained history (`chronokv retention show`).
+    #[arg(long, value_name = "V", conflicts_with = "as_of", value_parser = fmt::parse_version)]
     at_version: Option<u64>,
-    /// Read the state as of this UTC time, e.g. 2024-05-01T12:00:00Z (needs
-    /// --history-retention).
+    /// Read the state as of this time: RFC 3339 with an offset (2024-05-01T12:00:00Z,
+    /// 2024-05-01T14:00:00+02:00), a date (2024-05-01, midnight UTC) or Unix seconds
+    /// (1714564800); within the store's retained history.
     #[arg(long, value_name = "TIME", value_parser = fmt::parse_time)]
     as_of: Option<u64>,
 }

@@ -190,11 +190,12 @@ pub fn demo(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
     writeln!(out, "\nTry next:")?;
     for cmd in [
         format!("chronokv --db {p} scan --prefix order:"),
-        format!("chronokv --db {p} --history-retention 1d history user:0042"),
+        format!("chronokv --db {p} history user:0042"),
         format!(
-            "chronokv --db {p} --history-retention 1d get user:0042 --version {}",
+            "chronokv --db {p} get user:0042 --at-version v{}",
             loaded.get()
         ),
+        format!("chronokv --db {p} retention show"),
         format!("chronokv --db {p} inspect --json"),
         format!("chronokv --db {p} dump-manifest"),
         format!("chronokv --db {p} verify"),

@@ -400,6 +400,10 @@ fn edit_json(e: &VersionEdit) -> Value {
         "time_marks": e.time_marks.iter().map(|(v, t)| json!({"version": v.get(), "micros": t})).collect::<Vec<_>>(),
         "times_pruned_below": e.times_pruned_below.map(|v| v.get()),
         "history_horizon": e.history_horizon.map(|v| v.get()),
+        "retention": e.retention.map(|r| json!({
+            "window_micros": r.window.map(|d| d.as_micros() as u64),
+            "versions_per_key": r.versions_per_key,
+        })),
         "add_run": e.added.iter().map(desc).collect::<Vec<_>>(),
         "delete_run": e.deleted.iter().map(|(l, n)| json!({"level": l, "file_number": n})).collect::<Vec<_>>(),
     })
@@ -481,6 +485,9 @@ pub fn manifest(ctx: &Ctx, out: &mut dyn Write, file: Option<&Path>) -> Result<(
         if let Some(v) = e.history_horizon {
             writeln!(out, "  {:<19}{v}", "history_horizon")?;
         }
+        if let Some(r) = e.retention {
+            writeln!(out, "  {:<19}{r}", "retention")?;
+        }
     }
     if let Some((o, r)) = &dump.torn_tail {
         writeln!(out)?;
@@ -512,6 +519,10 @@ pub fn manifest(ctx: &Ctx, out: &mut dyn Write, file: Option<&Path>) -> Result<(
             ""
         }
     )?;
+    match state.retention {
+        Some(r) => writeln!(out, "  retention {r}")?,
+        None => writeln!(out, "  retention not recorded (a format-1 manifest)")?,
+    }
     Ok(())
 }
 

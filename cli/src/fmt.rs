@@ -99,48 +99,45 @@ pub fn time_micros(micros: u64) -> String {
     )
 }
 
-/// Parses an RFC 3339 UTC time (`2024-05-01T12:00:00Z`, fractional seconds optional, as
-/// printed by [`time_micros`]) into microseconds since the Unix epoch.
+/// The forms `--as-of` takes, for error messages and help.
+pub const TIME_FORMS: &str = "RFC 3339 with an offset (2024-05-01T12:00:00Z, \
+    2024-05-01T14:00:00.5+02:00), a date (2024-05-01, midnight UTC) or Unix seconds \
+    (1714564800)";
+
+/// Parses a time into microseconds since the Unix epoch: RFC 3339 with any offset (as
+/// printed by [`time_micros`], or `+02:00`), a plain date (midnight UTC), or Unix seconds.
+/// Parsing is `jiff`'s, so impossible dates (`2026-02-31`) are refused, not rolled over.
 pub fn parse_time(s: &str) -> Result<u64, String> {
-    let bad = || format!("{s:?} is not a UTC time like 2024-05-01T12:00:00.000Z");
-    let body = s.strip_suffix('Z').ok_or_else(bad)?;
-    let (date, clock) = body.split_once('T').ok_or_else(bad)?;
-    let num = |t: &str| t.parse::<i64>().map_err(|_| bad());
-    let d: Vec<&str> = date.split('-').collect();
-    let (secs_part, frac) = clock.split_once('.').unwrap_or((clock, ""));
-    let c: Vec<&str> = secs_part.split(':').collect();
-    if d.len() != 3 || c.len() != 3 || frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
-    let (hh, mm, ss) = (num(c[0])?, num(c[1])?, num(c[2])?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad());
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    let micros = if frac.is_empty() {
-        0
+    let bad = |why: String| format!("{s:?} is not a time ({why}); use {TIME_FORMS}");
+    let ts: jiff::Timestamp = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = s.parse().map_err(|e| bad(format!("{e}")))?;
+        jiff::Timestamp::from_second(secs).map_err(|e| bad(e.to_string()))?
+    } else if s.contains(['T', 't', ' ']) {
+        s.parse().map_err(|e: jiff::Error| bad(e.to_string()))?
     } else {
-        num(&format!("{frac:0<6}"))?
+        let date: jiff::civil::Date = s.parse().map_err(|e: jiff::Error| bad(e.to_string()))?;
+        date.to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| bad(e.to_string()))?
+            .timestamp()
     };
-    u64::try_from(secs)
-        .ok()
-        .and_then(|s| s.checked_mul(1_000_000))
-        .and_then(|s| s.checked_add(micros as u64))
-        .ok_or_else(|| format!("{s:?} is before 1970"))
+    u64::try_from(ts.as_microsecond()).map_err(|_| format!("{s:?} is before 1970"))
 }
 
-/// Parses a duration: a number with a unit, `s`, `m`, `h` or `d` (`90s`, `15m`, `24h`, `7d`).
+/// Parses a version: `5` or `v5` (as the output prints it).
+pub fn parse_version(s: &str) -> Result<u64, String> {
+    let digits = s.strip_prefix('v').unwrap_or(s);
+    digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a version like 5 or v5"))
+}
+
+/// Parses a duration: a number with a unit, `s`, `m`, `h` or `d` (`90s`, `15m`, `24h`, `7d`),
+/// or `none` (zero: no history window).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{s:?} is not a duration like 90s, 15m, 24h or 7d");
+    let bad = || format!("{s:?} is not a duration like 90s, 15m, 24h, 7d or none");
+    if s == "none" {
+        return Ok(std::time::Duration::ZERO);
+    }
     let unit = s.chars().last().ok_or_else(bad)?;
     let n: u64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
     let secs = match unit {
@@ -293,24 +290,37 @@ mod tests {
         ] {
             assert_eq!(parse_time(&time_micros(micros)), Ok(micros));
         }
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20Z"),
-            Ok(1_700_000_000_000_000)
-        );
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20.5Z"),
-            Ok(1_700_000_000_500_000)
-        );
+        for (text, micros) in [
+            ("2023-11-14T22:13:20Z", 1_700_000_000_000_000),
+            ("2023-11-14T22:13:20.5Z", 1_700_000_000_500_000),
+            ("2023-11-15T00:13:20+02:00", 1_700_000_000_000_000),
+            ("2023-11-14T17:13:20.25-05:00", 1_700_000_000_250_000),
+            ("2023-11-14", 1_699_920_000_000_000),
+            ("2000-02-29", 951_782_400_000_000),
+            ("1700000000", 1_700_000_000_000_000),
+        ] {
+            assert_eq!(parse_time(text), Ok(micros), "{text}");
+        }
         for bad in [
-            "2023-11-14 22:13:20Z",
+            "2026-02-31",
+            "2023-02-29",
             "2023-11-14T22:13:20",
             "2023-13-01T00:00:00Z",
+            "2023-11-14T25:00:00Z",
+            "1969-12-31",
             "x",
+            "",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
+        let err = parse_time("2026-02-31").unwrap_err();
+        assert!(err.contains("Unix seconds"), "{err}");
+        assert_eq!(parse_version("v5"), Ok(5));
+        assert_eq!(parse_version("5"), Ok(5));
+        assert!(parse_version("v").is_err() && parse_version("x5").is_err());
         assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
         assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86_400);
+        assert!(parse_duration("none").unwrap().is_zero());
         assert!(parse_duration("7").is_err() && parse_duration("h").is_err());
     }
 

@@ -12,6 +12,7 @@ mod error;
 mod fmt;
 mod inspect;
 mod progress;
+mod retention;
 
 use chronokv::{Db, Options};
 use clap::{Parser, Subcommand};
@@ -37,12 +38,14 @@ struct Cli {
     /// Print tabular output as JSON.
     #[arg(long, global = true)]
     json: bool,
-    /// Keep (and allow reading) every version committed within this long (90s, 15m, 24h,
-    /// 7d), like Options::history_retention. History is an open-time option: pass the
-    /// application's setting, or compactions this command triggers drop older versions.
+    /// The history window (90s, 15m, 24h, 7d, or none), like Options::history_retention.
+    /// Not needed to read: the store records its contract and every command keeps it.
+    /// Naming a longer one than recorded records it; a shorter one is refused (use
+    /// `retention set --shrink`). With `retention set`, the value to set.
     #[arg(long, global = true, value_name = "DURATION", value_parser = fmt::parse_duration)]
     history_retention: Option<std::time::Duration>,
-    /// Keep every key's newest N versions (Options::history_versions_per_key).
+    /// Keep every key's newest N versions (Options::history_versions_per_key); recorded
+    /// like --history-retention.
     #[arg(long, global = true, value_name = "N")]
     history_versions: Option<usize>,
     #[command(subcommand)]
@@ -121,6 +124,11 @@ enum Command {
     },
     /// Write a consistent, openable copy of the store into DIR (hard links where possible).
     Checkpoint { dir: PathBuf },
+    /// The store's history contract (window, versions per key): show it, or set it.
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
+    },
     /// Incremental backups: create, list, verify, restore, delete.
     Backup {
         #[command(subcommand)]
@@ -162,27 +170,43 @@ impl Ctx {
 
     /// Opens the store; `create` allows a new one.
     pub fn open(&self, create: bool) -> Result<Db> {
+        self.open_with(self.options(create))
+    }
+
+    fn open_with(&self, opts: Options) -> Result<Db> {
         let path = self.db_path()?;
-        if !create && !path.join("CURRENT").exists() {
+        if !opts.create_if_missing && !path.join("CURRENT").exists() {
             return Err(CliError::msg(format!(
                 "{} holds no chronokv store (no CURRENT file)",
                 path.display()
             )));
         }
-        Ok(Db::open(path, self.options(create))?)
+        Ok(Db::open(path, opts)?)
     }
 
-    /// The options stores are opened with.
+    /// The options stores are opened with: retention as `--history-retention` and
+    /// `--history-versions` name it, or as the store records it.
     pub fn options(&self, create: bool) -> Options {
-        let defaults = Options::default();
         Options {
             create_if_missing: create,
-            history_retention: self.history_retention.or(defaults.history_retention),
-            history_versions_per_key: self
-                .history_versions
-                .unwrap_or(defaults.history_versions_per_key),
-            ..defaults
+            history_retention: self.history_retention,
+            history_versions_per_key: self.history_versions,
+            ..Options::default()
         }
+    }
+
+    /// Opens an existing store with its recorded retention, whatever the flags name.
+    pub fn open_as_stored(&self) -> Result<Db> {
+        self.open_with(Options {
+            history_retention: None,
+            history_versions_per_key: None,
+            ..self.options(false)
+        })
+    }
+
+    /// The retention the flags name: (window, versions per key).
+    pub fn named_retention(&self) -> (Option<std::time::Duration>, Option<usize>) {
+        (self.history_retention, self.history_versions)
     }
 }
 
@@ -217,6 +241,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             admin::compact(&ctx, out, from.map(|b| b.0), to.map(|b| b.0))
         }
         Command::Checkpoint { dir } => admin::checkpoint(&ctx, out, &dir),
+        Command::Retention { command } => retention::retention(&ctx, out, command),
         Command::Backup { command } => admin::backup(&ctx, out, command),
         Command::Export { arrow } => data::export(&ctx, out, &arrow),
         Command::Load(args) => data::load(&ctx, out, &args),

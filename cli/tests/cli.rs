@@ -471,13 +471,14 @@ fn demo_builds_the_sample_store_and_rebuilds_it_on_every_run() {
     );
     ok(d, &["--db", "chronokv-demo", "verify"]);
     // The demo's "Try next" time-travel commands work on the store it leaves.
-    let at = ["--db", "chronokv-demo", "--history-retention", "1d"];
+    // The store records its retention: no flag is needed to read its past.
+    let at = ["--db", "chronokv-demo"];
     let history = ok(d, &[&at[..], &["history", "user:0042"]].concat());
     assert_eq!(history.lines().count(), 2 + 1, "{history}");
     assert_eq!(
         ok(
             d,
-            &[&at[..], &["get", "user:0042", "--version", "2000"]].concat()
+            &[&at[..], &["get", "user:0042", "--at-version", "v2000"]].concat()
         ),
         "{\"name\":\"user 42\",\"plan\":\"free\"}\n"
     );
@@ -607,9 +608,9 @@ fn reads_of_the_past_and_history_with_the_store_history_retention() {
         table.contains("(deleted)") && table.starts_with("version  time"),
         "{table}"
     );
-    assert_eq!(ok(d, &with(&["get", "k", "--version", "3"])), "two\n");
-    assert_eq!(ok(d, &with(&["get", "k", "--version", "1"])), "one\n");
-    assert!(fails(d, &with(&["get", "k", "--version", "5"])).contains("not found"));
+    assert_eq!(ok(d, &with(&["get", "k", "--at-version", "3"])), "two\n");
+    assert_eq!(ok(d, &with(&["get", "k", "--at-version", "v1"])), "one\n");
+    assert!(fails(d, &with(&["get", "k", "--at-version", "5"])).contains("not found"));
     // As of v3's commit time: k = two and other0 (v2); other1 (v4) came later.
     let t3 = h[2]["time"].as_str().unwrap().to_string();
     assert_eq!(
@@ -622,14 +623,191 @@ fn reads_of_the_past_and_history_with_the_store_history_retention() {
         json(d, &with(&["history", "k"])).as_array().unwrap().len(),
         4
     );
-    // ...and a command without it lets compaction drop what the store was keeping.
+    // ...and so does a command without it: the store records its retention.
     ok(d, &["--db", "db", "compact"]);
     assert_eq!(
-        json(d, &with(&["history", "k"])).as_array().unwrap().len(),
+        json(d, &["--db", "db", "history", "k"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        ok(d, &["--db", "db", "get", "k", "--at-version", "3"]),
+        "two\n"
+    );
+    // Only an explicit, confirmed shrink lets compaction drop it.
+    let err = fails(
+        d,
+        &[
+            "--db",
+            "db",
+            "retention",
+            "set",
+            "--history-retention",
+            "none",
+        ],
+    );
+    assert!(
+        err.contains("--shrink") && err.contains("1h -> none"),
+        "{err}"
+    );
+    ok(
+        d,
+        &[
+            "--db",
+            "db",
+            "retention",
+            "set",
+            "--history-retention",
+            "none",
+            "--shrink",
+        ],
+    );
+    ok(d, &["--db", "db", "compact"]);
+    assert_eq!(
+        json(d, &["--db", "db", "history", "k"])
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
-    let err = fails(d, &with(&["get", "k", "--version", "3"]));
+    let err = fails(d, &["--db", "db", "get", "k", "--at-version", "3"]);
     assert!(err.contains("no longer retained"), "{err}");
-    let err = fails(d, &with(&["scan", "--as-of", "1999-01-01T00:00:00Z"]));
-    assert!(err.contains("retained"), "{err}");
+    let err = fails(
+        d,
+        &["--db", "db", "scan", "--as-of", "1999-01-01T00:00:00Z"],
+    );
+    assert!(
+        err.contains("1999-01-01T00:00:00Z is older than the retained history"),
+        "{err}"
+    );
+}
+
+/// The transcript of issue 14: a plain read and a plain compact between writes made with
+/// retention and a read of the past.
+#[test]
+fn plain_commands_never_shorten_the_recorded_history() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let keep = ["--history-retention", "7d", "--db", "s"];
+    assert_eq!(ok(d, &[&keep[..], &["put", "a", "1"]].concat()), "v1\n");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ok(d, &[&keep[..], &["put", "a", "2"]].concat());
+    let h = json(d, &["--db", "s", "history", "a"]);
+    let t2 = h[0]["time"].as_str().unwrap().to_string();
+    let t1 = h[1]["time"].as_str().unwrap().to_string();
+    assert_eq!(ok(d, &["--db", "s", "get", "a"]), "2\n");
+    assert_eq!(ok(d, &["--db", "s", "get", "a", "--as-of", &t1]), "1\n");
+    ok(d, &["--db", "s", "compact"]);
+    assert_eq!(ok(d, &["--db", "s", "get", "a", "--as-of", &t1]), "1\n");
+    assert_eq!(ok(d, &["--db", "s", "get", "a", "--as-of", &t2]), "2\n");
+    assert_eq!(
+        ok(d, &["--db", "s", "get", "a", "--at-version", "v1"]),
+        "1\n"
+    );
+    assert_eq!(
+        json(d, &["--db", "s", "history", "a"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // The other forms of --as-of: an offset, Unix seconds (both after v2), a date (before
+    // v1: the store then was empty, and its whole history is retained).
+    let secs = ok(d, &["--db", "s", "get", "a", "--as-of", "4102444800"]);
+    assert_eq!(secs, "2\n");
+    let offset = ok(
+        d,
+        &[
+            "--db",
+            "s",
+            "get",
+            "a",
+            "--as-of",
+            "2099-12-31T23:00:00-05:00",
+        ],
+    );
+    assert_eq!(offset, "2\n");
+    let err = fails(d, &["--db", "s", "get", "a", "--as-of", "2000-01-01"]);
+    assert!(err.contains("not found"), "{err}");
+    let err = usage_error(d, &["--db", "s", "get", "a", "--as-of", "2026-02-31"]);
+    assert!(err.contains("\"2026-02-31\" is not a time"), "{err}");
+    // --version is the tool's version flag alone; reads of a version use --at-version.
+    let err = usage_error(d, &["--db", "s", "get", "a", "--version", "1"]);
+    assert!(err.contains("--version"), "{err}");
+}
+
+#[test]
+fn retention_show_and_set() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    ok(
+        d,
+        &["--db", "s", "--history-retention", "1h", "put", "a", "1"],
+    );
+    assert_eq!(
+        ok(d, &["--db", "s", "retention", "show"]),
+        "history_retention  1h\nhistory_versions   0\noldest_readable    v0\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "--db",
+                "s",
+                "retention",
+                "set",
+                "--history-retention",
+                "7d",
+                "--history-versions",
+                "3"
+            ]
+        ),
+        "history retention changed: window 1h -> 7d, versions per key 0 -> 3\n"
+    );
+    let v = json(d, &["--db", "s", "retention", "show"]);
+    assert_eq!(v["window"], "7d");
+    assert_eq!(v["window_micros"], 7 * 86_400 * 1_000_000u64);
+    assert_eq!(v["versions_per_key"], 3);
+    assert_eq!(
+        ok(
+            d,
+            &["--db", "s", "retention", "set", "--history-versions", "3"]
+        ),
+        "history retention unchanged: window 7d, 3 versions per key\n"
+    );
+    let err = fails(
+        d,
+        &["--db", "s", "retention", "set", "--history-versions", "1"],
+    );
+    assert!(
+        err.contains("versions per key 3 -> 1") && err.contains("--shrink"),
+        "{err}"
+    );
+    let err = fails(d, &["--db", "s", "retention", "set"]);
+    assert!(err.contains("name --history-retention"), "{err}");
+    // Naming less on an ordinary command is refused, not applied.
+    let err = fails(d, &["--db", "s", "--history-retention", "1h", "get", "a"]);
+    assert!(
+        err.contains("shorter than the store's recorded 7d"),
+        "{err}"
+    );
+    ok(
+        d,
+        &[
+            "--db",
+            "s",
+            "retention",
+            "set",
+            "--history-versions",
+            "1",
+            "--shrink",
+        ],
+    );
+    let v = json(d, &["--db", "s", "retention", "show"]);
+    assert_eq!(
+        (v["window"].as_str(), v["versions_per_key"].as_u64()),
+        (Some("7d"), Some(1))
+    );
 }

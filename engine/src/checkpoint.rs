@@ -173,7 +173,7 @@ pub(crate) fn copy_file_with(
 
 /// Writes a manifest holding `state` and the commit-time marks of `times` (and nothing to
 /// replay from a WAL) into `dir` and points CURRENT at it: the last step of a checkpoint or a
-/// restore. The history horizon travels with `state`.
+/// restore. The history horizon and contract travel with `state`.
 pub(crate) fn write_manifest(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -189,6 +189,8 @@ pub(crate) fn write_manifest(
         min_log_number: number + 1,
         next_file_number: number + 1,
         history_horizon: state.history_horizon,
+        // The copy keeps the store's history contract, as it keeps its horizon.
+        retention: state.retention,
         times: TimeIndex::new(),
     };
     ManifestWriter::create(vfs, dir, number, &state, times)?;

@@ -173,6 +173,22 @@ impl Db {
         self.inner.oldest_readable()
     }
 
+    /// The store's history contract, as its manifest records it: what compaction and the
+    /// time index keep. Set by the first open's [`Options`], grown by an open that asks for
+    /// more, changed by [`Db::set_history_retention`].
+    pub fn history_retention(&self) -> crate::Retention {
+        self.inner.retention()
+    }
+
+    /// Replaces the store's history contract, durably (one fsynced manifest edit), and
+    /// returns the previous one. Later compactions and time-index pruning follow it. This
+    /// is the one way to *shrink* retention: history outside the new contract may be dropped
+    /// by the next compaction, for good. Growing it keeps more from now on; it cannot bring
+    /// back what the old contract already let go (the horizon never moves back).
+    pub fn set_history_retention(&self, retention: crate::Retention) -> Result<crate::Retention> {
+        self.inner.set_retention(retention)
+    }
+
     /// Every retained version of `key`, newest first: each with its version, commit time
     /// and value (`None` for a delete). Retained means: committed within
     /// [`Options::history_retention`], or among the key's newest

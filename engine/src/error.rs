@@ -17,7 +17,8 @@ use std::path::PathBuf;
 ///   writes rather than risk acknowledging lost data. Reads still work; reopen to recover.
 /// - [`Error::Closed`]: the database was closed.
 /// - [`Error::VersionNotRetained`], [`Error::TimeNotRetained`]: a read of the past reached
-///   beyond `Options::history_retention`; the error carries the oldest readable version.
+///   beyond the retained history (`Db::history_retention`); the error carries the oldest
+///   readable version (and, for a time, its commit time).
 /// - [`Error::Conflict`]: a transaction's commit was refused because a concurrent commit
 ///   wrote what it read (or, under snapshot isolation, what it wrote). Nothing of it was
 ///   applied: run the transaction again from `Db::begin` ([`Error::is_retryable`]).
@@ -62,7 +63,7 @@ pub enum Error {
     Closed,
 
     /// A read of the past asked for a version older than the retained history (see
-    /// `Options::history_retention`). Never answered with a newer state instead.
+    /// the store's history contract, `Db::history_retention`). Never answered with a newer state instead.
     #[error("version {requested} is no longer retained; the oldest readable version is {oldest}")]
     VersionNotRetained {
         /// The version asked for.
@@ -73,13 +74,18 @@ pub enum Error {
 
     /// A read as of a time older than the retained history.
     #[error(
-        "{requested:?} is older than the retained history; the oldest readable version is {oldest}"
+        "{} is older than the retained history; the oldest readable version is {oldest}{}",
+        crate::timefmt::rfc3339(*requested),
+        oldest_time.map(|t| format!(", committed at {}", crate::timefmt::rfc3339(t))).unwrap_or_default()
     )]
     TimeNotRetained {
         /// The time asked for.
         requested: std::time::SystemTime,
         /// The oldest version that can be read now.
         oldest: Version,
+        /// The commit time of `oldest`, if the time index still holds it: the oldest time
+        /// a read as of can ask for.
+        oldest_time: Option<std::time::SystemTime>,
     },
 
     /// A transaction's commit would break its isolation; nothing of it was applied.

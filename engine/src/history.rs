@@ -22,30 +22,24 @@
 //!
 //! # Versions and times
 //!
-//! The horizon comes from `Options::history_retention`: the newest version committed at or
-//! before `now - retention`, looked up in the [`TimeIndex`]. Without retention it is one past
+//! The horizon comes from the store's history contract (stored in the manifest, owned by
+//! [`RetentionState`]): the newest version committed at or before `now - window`, looked
+//! up in the [`chronokv_snapshot::TimeIndex`]. Without retention it is one past
 //! the visible version: only the present (and live snapshots) can be read, and a merge may
 //! drop even the newest tombstone, since no change feed can ask for it.
 
 use crate::error::{Error, Result};
 use crate::inner::Inner;
+use crate::manifest::VersionEdit;
 use crate::read::{is_empty_range, owned_bounds, prefix_bounds, range_iter, Iter};
+use crate::retention::{Readers, Retention};
 use bytes::Bytes;
 use chronokv_compaction::{GcFilter, GcRules};
 use chronokv_snapshot::merge::Merge;
-use chronokv_snapshot::{Entry, Kind, Registry, TimeIndex, Version};
+use chronokv_snapshot::{Entry, Kind, Version};
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Live snapshots and history floors, and the retention horizon. Guarded by
-/// `Inner::readers`.
-#[derive(Debug, Default)]
-pub struct Readers {
-    pub registry: Registry,
-    /// Reads of versions below this are refused (unless a live snapshot holds the version).
-    pub horizon: Version,
-}
 
 /// Microseconds since the Unix epoch of `t` (0 before the epoch).
 pub fn micros_of(t: SystemTime) -> u64 {
@@ -68,31 +62,42 @@ pub enum At {
 }
 
 impl Inner {
-    /// Drops time marks that no read can need any more: those older than the retention
-    /// window (all but the newest without retention).
-    pub fn prune_times(&self, times: &mut TimeIndex) {
-        let cutoff = match self.opts().history_retention {
-            Some(d) => micros_of(SystemTime::now()).saturating_sub(d.as_micros() as u64),
-            None => u64::MAX,
+    /// Records `contract` in the manifest (fsynced), then makes it the one the store runs
+    /// by; returns the previous one. Under the tree lock, so it is ordered with every other
+    /// manifest edit, and a manifest rotation snapshots the new contract.
+    pub fn set_retention(&self, contract: Retention) -> Result<Retention> {
+        let contract = Retention::new(contract.window, contract.versions_per_key);
+        let mut tree = self.tree().lock();
+        let edit = VersionEdit {
+            retention: Some(contract),
+            ..Default::default()
         };
-        times.prune_before(cutoff);
+        self.append_edit(&mut tree, &edit)?;
+        let mut readers = self.readers();
+        let previous = readers.retention.contract();
+        readers.retention.set_contract(contract);
+        Ok(previous)
+    }
+
+    /// Drops time marks that no read can need any more: those older than the retention
+    /// window (all but the newest without one). Takes `readers`, so call it without
+    /// `times` locked (lock order).
+    pub fn prune_times(&self) {
+        let cutoff = self
+            .readers()
+            .retention
+            .time_cutoff(micros_of(SystemTime::now()));
+        self.times().prune_before(cutoff);
     }
 
     /// Moves the horizon forward to what the retention window allows and returns it. Call
     /// with `readers` locked.
     fn advance_horizon(&self, readers: &mut Readers) -> Version {
         let visible = self.snapshot_version();
-        let allowed = match self.opts().history_retention {
-            None => Some(Version(visible.0 + 1)),
-            Some(d) => {
-                let cutoff = micros_of(SystemTime::now()).saturating_sub(d.as_micros() as u64);
-                self.times().version_at(cutoff, visible)
-            }
-        };
-        if let Some(v) = allowed {
-            readers.horizon = readers.horizon.max(v);
-        }
-        readers.horizon
+        let times = self.times();
+        readers
+            .retention
+            .advance(micros_of(SystemTime::now()), visible, &times)
     }
 
     /// The oldest version a new snapshot can read now (the latest state is always readable).
@@ -102,24 +107,35 @@ impl Inner {
         horizon.min(self.snapshot_version())
     }
 
+    /// The store's history contract as recorded.
+    pub fn retention(&self) -> Retention {
+        self.readers().retention.contract()
+    }
+
     /// What a merge that has picked its inputs must keep (see the module documentation).
     pub fn gc_rules(&self) -> GcRules {
         let mut readers = self.readers();
-        let horizon = self.advance_horizon(&mut readers);
-        let retain_from = readers
-            .registry
-            .lowest_floor()
-            .map_or(horizon, |f| f.min(horizon));
+        self.advance_horizon(&mut readers);
         // Planted bug (G6): compaction forgets the live snapshots.
         let snapshots = if chronokv_vfs::bug!("gc-ignores-snapshots") {
             Vec::new()
         } else {
             readers.registry.snapshots()
         };
-        GcRules {
-            snapshots,
-            retain_from: Some(retain_from),
-            keep_newest: self.opts().history_versions_per_key,
+        readers.retention.gc_rules(&readers.registry, snapshots)
+    }
+
+    /// The error for a read as of `requested`, older than the oldest readable version.
+    fn time_not_retained(&self, requested: SystemTime, oldest: Version) -> Error {
+        let oldest_time = self
+            .times()
+            .time_of(oldest)
+            .filter(|_| oldest.0 > 0)
+            .map(time_of_micros);
+        Error::TimeNotRetained {
+            requested,
+            oldest,
+            oldest_time,
         }
     }
 
@@ -136,15 +152,15 @@ impl Inner {
                 )))
             }
             At::Version(v) => v,
-            At::Time(t) => match self.times().version_at(micros_of(t), visible) {
-                Some(v) if v >= horizon.min(visible) || readers.registry.has_snapshot(v) => v,
-                _ => {
-                    return Err(Error::TimeNotRetained {
-                        requested: t,
-                        oldest: horizon.min(visible),
-                    })
+            At::Time(t) => {
+                // Not in the `match` head: its guard would live through the arms, and the
+                // error takes `times` again.
+                let found = self.times().version_at(micros_of(t), visible);
+                match found {
+                    Some(v) if v >= horizon.min(visible) || readers.registry.has_snapshot(v) => v,
+                    _ => return Err(self.time_not_retained(t, horizon.min(visible))),
                 }
-            },
+            }
         };
         if version < horizon.min(visible) && !readers.registry.has_snapshot(version) {
             return Err(Error::VersionNotRetained {
@@ -313,11 +329,7 @@ pub fn history(inner: &Arc<Inner>, key: &[u8]) -> Result<Vec<HistoryEntry>> {
     });
     // The versions the rules keep, whether or not compaction has got round to dropping the
     // others yet: the answer does not depend on when compaction ran.
-    let rules = GcRules {
-        snapshots: Vec::new(),
-        retain_from: Some(floor.at),
-        keep_newest: inner.opts().history_versions_per_key,
-    };
+    let rules = inner.readers().retention.history_rules(floor.at);
     let mut out = Vec::new();
     for e in GcFilter::new(versions, &rules, true) {
         let e = e?;

@@ -12,12 +12,12 @@ use crate::background::{Background, Bg};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::health::Health;
-use crate::history::Readers;
 use crate::invariants::{invariant, run_meta_problem};
 use crate::lock_order::{Guard, Level, OrderedMutex};
 use crate::manifest::{ManifestWriter, RunDesc, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::{CompactionStyle, Options};
+use crate::retention::Readers;
 use crate::stall::Stall;
 use crate::stats::Counters;
 use crate::tree::{Recorded, Tree};
@@ -50,7 +50,8 @@ pub struct Inner {
     txns: OpenTxns,
     /// The version <-> commit-time index of every committed version since its pruning point.
     times: OrderedMutex<TimeIndex>,
-    /// Live snapshots, history readers and the retention horizon (see `history`).
+    /// Live snapshots, history readers, the history contract and the horizon (see
+    /// `history` and `retention`).
     readers: OrderedMutex<Readers>,
     _lock: Box<dyn DirLock>,
 }
@@ -341,9 +342,9 @@ impl Inner {
         min_log_number: u64,
         retire: Option<&Arc<Memtable>>,
     ) -> Result<()> {
+        self.prune_times();
         let (time_marks, times_pruned_below) = {
-            let mut times = self.times();
-            self.prune_times(&mut times);
+            let times = self.times();
             let marks = times.marks_covering(tree.state.flushed_version, flushed_version);
             (marks.to_vec(), times.pruned_below())
         };

@@ -30,8 +30,10 @@ mod options;
 mod queue;
 mod read;
 mod recovery;
+mod retention;
 mod stall;
 mod stats;
+mod timefmt;
 mod tree;
 mod txn;
 mod txns;
@@ -53,6 +55,7 @@ pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
 pub use read::Iter;
+pub use retention::{format_duration, Retention};
 pub use stats::{LevelStats, SpaceUsage, Stats};
 pub use txn::{Isolation, Transaction, TransactionIter, TransactionOptions};
 pub use verify::{
@@ -75,5 +78,7 @@ pub mod internals {
     pub use crate::manifest::read as read_manifest;
     /// True when this build checks the engine's invariants (feature `invariants`), so a
     /// test can prove its run has them.
-    pub const INVARIANTS_CHECKED: bool = cfg!(feature = "invariants");
+    pub fn invariants_checked() -> bool {
+        cfg!(feature = "invariants")
+    }
 }

@@ -92,16 +92,24 @@ pub struct Options {
     /// A manifest is rewritten as a fresh snapshot once this many bytes were appended to it
     /// (default 8 MiB).
     pub max_manifest_bytes: u64,
-    /// How far back time travel reaches (default `None`: no history is kept, and only the
-    /// current state and live snapshots can be read). With `Some(d)` every version committed
-    /// in the last `d` stays readable: `Db::snapshot_as_of` and `Db::snapshot_at` work back to
-    /// `d` ago, `Db::changes` can be read from there, and compaction keeps every version of
-    /// that window (plus, per key, the newest older one).
+    /// How far back time travel reaches, *if this open is to change it*. Retention is part
+    /// of the store, recorded in its manifest (see [`crate::Retention`]), so `None` (the
+    /// default) means "as the store records it" (a new store then records no window: only
+    /// the current state and live snapshots can be read). `Some(d)` asks that every version
+    /// committed in the last `d` stay readable: `Db::snapshot_as_of` and `Db::snapshot_at`
+    /// work back to `d` ago, `Db::changes` can be read from there, and compaction keeps
+    /// every version of that window (plus, per key, the newest older one).
+    /// `Some(Duration::ZERO)` names "no window". A new store records what its first open
+    /// names; a longer window than recorded is recorded (growing never loses data); a
+    /// shorter one fails the open with `Error::InvalidArgument`: shrink the window with
+    /// `Db::set_history_retention`, the one call that may drop history.
     pub history_retention: Option<Duration>,
-    /// Every key's newest `history_versions_per_key` versions are kept whatever their age,
-    /// and `Db::history` shows them (default 0: no per-key history beyond the retention
-    /// window). Unlike `history_retention` this does not make old *states* readable.
-    pub history_versions_per_key: usize,
+    /// Every key's newest this many versions are kept whatever their age, and `Db::history`
+    /// shows them. `None` (the default): as the store records it (a new store: 0, no
+    /// per-key history beyond the window). Like `history_retention`, a larger number than
+    /// recorded is recorded and a smaller one is refused. Unlike the window this does not
+    /// make old *states* readable.
+    pub history_versions_per_key: Option<usize>,
     /// Memory for detecting transaction conflicts: the keys written since the oldest open
     /// transaction began (default 64 MiB). Past it the oldest writes are forgotten, and a
     /// transaction that began before them fails to commit with `Error::Conflict` (retry
@@ -133,7 +141,7 @@ impl Default for Options {
             slowdown_write_rate: 16 << 20,
             max_manifest_bytes: 8 << 20,
             history_retention: None,
-            history_versions_per_key: 0,
+            history_versions_per_key: None,
             transaction_conflict_memory: 64 << 20,
             vfs: Arc::new(RealFs),
         }

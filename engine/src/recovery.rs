@@ -6,7 +6,8 @@
 //! 3. Open every run the manifest names; a missing or resized run is corruption.
 //! 4. Replay WAL segments not older than the manifest's `min_log_number`, skipping versions
 //!    already flushed; versions must continue without a gap.
-//! 5. Write a fresh manifest (a snapshot of the tree) and point CURRENT at it.
+//! 5. Settle the history contract (stored, or grown by the options; see `retention`), write
+//!    a fresh manifest (a snapshot of the tree and the contract) and point CURRENT at it.
 //! 6. Flush the replayed entries to a level-0 run and start a new WAL segment, so the old
 //!    segments are no longer needed.
 //! 7. Delete every chronokv file the new manifest does not name (old manifests and WAL
@@ -19,6 +20,7 @@ use crate::inner::Inner;
 use crate::manifest::{self, ManifestWriter, TreeState};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::retention::RetentionState;
 use crate::tree::{Recorded, Tree};
 use crate::view::{LiveRun, View};
 use crate::writer::WalState;
@@ -63,6 +65,11 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
             )))
         }
     };
+    // The contract this open records: the stored one, grown if the options ask for more
+    // (a shorter one is refused before anything is written).
+    let retention = crate::retention::resolve_open(state.retention, &opts)?;
+    state.retention = Some(retention);
+
     let names = vfs.list(dir).map_err(|e| Error::io(dir, e))?;
     let listed: Vec<FileKind> = names.iter().filter_map(|n| files::classify(n)).collect();
     let highest = listed
@@ -142,7 +149,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         times,
         lock,
     ));
-    inner.readers().horizon = history_horizon;
+    inner.readers().retention = RetentionState::new(retention, history_horizon);
 
     // Planted bug (G6): the replayed segments are deleted before the run that holds their
     // entries is durable and named by the manifest.

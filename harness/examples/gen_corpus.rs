@@ -99,10 +99,19 @@ fn main() {
             ],
             times_pruned_below: Some(Version(2)),
             history_horizon: Some(Version(40)),
+            retention: None,
         },
         VersionEdit {
             deleted: vec![(1, 12)],
             added: vec![RunDesc { level: 2, ..run }],
+            ..VersionEdit::default()
+        },
+        // Tag 9 (manifest format 2): a change of the history contract.
+        VersionEdit {
+            retention: Some(chronokv::Retention::new(
+                Some(Duration::from_secs(7 * 86_400)),
+                3,
+            )),
             ..VersionEdit::default()
         },
     ];

@@ -242,7 +242,7 @@ pub fn configs() -> Vec<Config> {
             name: "per-key-history",
             class: Class::NewestPerKey(3),
             options: |vfs| Options {
-                history_versions_per_key: 3,
+                history_versions_per_key: Some(3),
                 compaction: aggressive_tiered(),
                 ..base(vfs)
             },

@@ -43,6 +43,15 @@ pub fn fails(dir: &Path, args: &[&str]) -> String {
     lines[0].to_string()
 }
 
+/// Runs `chronokv args...` in `dir`, requires a command-line error (exit status 2, as
+/// clap reports it); returns stderr.
+pub fn usage_error(dir: &Path, args: &[&str]) -> String {
+    let out = ckv(dir).args(args).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "chronokv {args:?}: {stderr}");
+    stderr
+}
+
 /// Writes `text` to `dir/name`.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

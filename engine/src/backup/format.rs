@@ -2,24 +2,33 @@
 //! Byte layout in `docs/format/backup.md`; all integers little-endian, fixed width.
 //!
 //! ```text
-//! magic "CKVBKUP1" | id u64 | created_micros u64 | flushed_version u64 | next_file_number u64
+//! magic "CKVBKUP2" | id u64 | created_micros u64 | flushed_version u64 | next_file_number u64
 //! | copied_runs u32 | copied_bytes u64 | run_count u32 | run*
-//! | history_horizon u64 | times_pruned u32 | mark_count u32 | mark* | crc32 u32
+//! | history_horizon u64 | times_pruned u32 | mark_count u32 | mark*
+//! | retention_window_micros u64 | versions_per_key u64 | crc32 u32
 //! run  := level u32 | file_number u64 | file_size u64 | entry_count u64 | min_version u64
 //!         | max_version u64 | tail_crc u32 | file_crc u32
 //!         | min_key_len u32 | min_key | max_key_len u32 | max_key
 //! mark := version u64 | time_micros u64
 //! ```
+//! Format 1 (`CKVBKUP1`, before the history contract was stored) ends after the marks; it
+//! is still read, as a backup without a contract.
 //! The CRC-32 (IEEE) covers every byte before it. Decoding checks the length, the magic and
 //! the CRC before parsing, bounds-checks every field, and never panics: damage is an
 //! `Error::Corruption` naming the file and the offset.
 
 use crate::error::{Error, Result};
 use crate::manifest::{Reader, RunDesc, LIMIT};
+use crate::retention::Retention;
 use chronokv_snapshot::{TimeIndex, Version};
 use std::path::Path;
 
-pub const MAGIC: &[u8; 8] = b"CKVBKUP1";
+/// Format version 2: the history contract follows the marks.
+pub const MAGIC: &[u8; 8] = b"CKVBKUP2";
+/// Format version 1, without the contract: read, never written.
+pub const MAGIC_V1: &[u8; 8] = b"CKVBKUP1";
+/// Bytes of the history contract (format 2).
+pub const RETENTION_LEN: usize = 16;
 /// Bytes before the first run record.
 pub const HEADER_LEN: usize = 8 + 8 * 4 + 4 + 8 + 4;
 /// Bytes of a run record without its keys.
@@ -69,6 +78,9 @@ pub struct BackupMeta {
     /// The version <-> commit-time index of the backed-up versions (manifest tags 6 and 7),
     /// so a restored store answers `snapshot_as_of` as the original did.
     pub times: TimeIndex,
+    /// The database's history contract (manifest tag 9), so the restored store keeps what
+    /// the original kept; `None` in a format-1 backup.
+    pub retention: Option<Retention>,
 }
 
 impl BackupMeta {
@@ -113,6 +125,15 @@ impl BackupMeta {
             out.extend_from_slice(&v.0.to_le_bytes());
             out.extend_from_slice(&t.to_le_bytes());
         }
+        // One encoding per value: metadata without a contract (only ever decoded from a
+        // format-1 file; a running store always has one) is written as format 1.
+        match self.retention {
+            Some(r) => {
+                out.extend_from_slice(&r.window_micros().to_le_bytes());
+                out.extend_from_slice(&(r.versions_per_key as u64).to_le_bytes());
+            }
+            None => out[..8].copy_from_slice(MAGIC_V1),
+        }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -135,12 +156,17 @@ impl BackupMeta {
                 ),
             ));
         }
-        if &bytes[..8] != MAGIC {
-            return Err(bad(
-                0,
-                "not a chronokv backup metadata file (bad magic)".into(),
-            ));
-        }
+        let v2 = match &bytes[..8] {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V1 => false,
+            _ => {
+                return Err(bad(
+                    0,
+                    "not a chronokv backup metadata file (bad magic)".into(),
+                ))
+            }
+        };
+        let tail_len = if v2 { RETENTION_LEN } else { 0 };
         let body_len = bytes.len() - 4;
         let mut stored = [0u8; 4];
         stored.copy_from_slice(&bytes[body_len..]);
@@ -177,12 +203,13 @@ impl BackupMeta {
             runs: Vec::new(),
             history_horizon: Version(0),
             times: TimeIndex::new(),
+            retention: None,
         };
         let count_at = r.pos;
         let count = r.u32()? as usize;
         // Every run record takes at least RUN_FIXED_LEN bytes: a larger count is damage, not
         // a reason to allocate.
-        if count > (body_len - r.pos - TIMES_FIXED_LEN) / RUN_FIXED_LEN {
+        if count > body_len.saturating_sub(r.pos + TIMES_FIXED_LEN + tail_len) / RUN_FIXED_LEN {
             return Err(bad(
                 count_at,
                 format!("run count {count} does not fit in the file"),
@@ -233,7 +260,7 @@ impl BackupMeta {
         };
         let marks_at = r.pos;
         let count = r.u32()? as usize;
-        if count > (body_len - r.pos) / MARK_LEN {
+        if count > (body_len.saturating_sub(r.pos + tail_len)) / MARK_LEN {
             return Err(bad(
                 marks_at,
                 format!("mark count {count} does not fit in the file"),
@@ -244,10 +271,18 @@ impl BackupMeta {
             marks.push((Version(r.u64()?), r.u64()?));
         }
         meta.times = TimeIndex::from_marks(marks, pruned).map_err(|e| (marks_at, e.0))?;
+        if v2 {
+            meta.retention = Some(Retention::from_stored(r.u64()?, r.u64()?));
+        }
         if r.pos != body_len {
+            let after = if v2 {
+                "the history contract"
+            } else {
+                "the last mark"
+            };
             return Err(bad(
                 r.pos,
-                format!("{} unexpected bytes after the last mark", body_len - r.pos),
+                format!("{} unexpected bytes after {after}", body_len - r.pos),
             ));
         }
         Ok(meta)
@@ -282,6 +317,10 @@ mod tests {
             }],
             history_horizon: Version(41),
             times: TimeIndex::from_marks(vec![(Version(40), 1_700_000_000_000_000)], true).unwrap(),
+            retention: Some(Retention::new(
+                Some(std::time::Duration::from_secs(7 * 86_400)),
+                3,
+            )),
         }
     }
 
@@ -291,7 +330,7 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(
             bytes.len(),
-            HEADER_LEN + RUN_FIXED_LEN + 3 + TIMES_FIXED_LEN + MARK_LEN + 4
+            HEADER_LEN + RUN_FIXED_LEN + 3 + TIMES_FIXED_LEN + MARK_LEN + RETENTION_LEN + 4
         );
         assert_eq!(BackupMeta::decode(Path::new("B"), &bytes).unwrap(), m);
         assert_eq!(m.runs[0].shared_name(), "000008-4096-c6ff41e9.arrow");
@@ -317,7 +356,7 @@ mod tests {
         let lines: Vec<String> = hex.chunks(16).map(|c| c.join(" ")).collect();
         assert_eq!(
             lines.join("\n"),
-            "43 4b 56 42 4b 55 50 31 02 00 00 00 00 00 00 00
+            "43 4b 56 42 4b 55 50 32 02 00 00 00 00 00 00 00
 00 40 1e 18 24 0a 06 00 2a 00 00 00 00 00 00 00
 09 00 00 00 00 00 00 00 01 00 00 00 00 10 00 00
 00 00 00 00 01 00 00 00 01 00 00 00 08 00 00 00
@@ -326,8 +365,35 @@ mod tests {
 00 00 00 00 e9 41 ff c6 04 03 02 01 01 00 00 00
 61 02 00 00 00 7a 7a 29 00 00 00 00 00 00 00 01
 00 00 00 01 00 00 00 28 00 00 00 00 00 00 00 00
-40 1e 18 24 0a 06 00 56 b7 1a 96"
+40 1e 18 24 0a 06 00 00 a0 e3 d0 8c 00 00 00 03
+00 00 00 00 00 00 00 f2 f8 fd 67"
         );
+    }
+
+    #[test]
+    fn a_format_1_file_decodes_without_a_contract() {
+        // Format 1 is format 2 without the contract, under the old magic.
+        let v2 = sample().encode();
+        let mut v1 = v2[..v2.len() - 4 - RETENTION_LEN].to_vec();
+        v1[..8].copy_from_slice(MAGIC_V1);
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        let m = BackupMeta::decode(Path::new("B"), &v1).unwrap();
+        assert_eq!(m.encode(), v1, "it re-encodes as format 1");
+        assert_eq!(
+            m,
+            BackupMeta {
+                retention: None,
+                ..sample()
+            }
+        );
+        // The contract's bytes under the old magic are trailing garbage, not a contract.
+        let mut bad = v2[..v2.len() - 4].to_vec();
+        bad[..8].copy_from_slice(MAGIC_V1);
+        let crc = crc32fast::hash(&bad);
+        bad.extend_from_slice(&crc.to_le_bytes());
+        let err = BackupMeta::decode(Path::new("B"), &bad).unwrap_err();
+        assert!(err.to_string().contains("unexpected bytes"), "{err}");
     }
 
     #[test]

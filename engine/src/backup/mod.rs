@@ -244,10 +244,11 @@ impl BackupEngine {
             })?;
             vfs.rename(&tmp, &to).map_err(|e| Error::io(&to, e))?;
         }
-        let (flushed_version, next_file_number, history_horizon) = (
+        let (flushed_version, next_file_number, history_horizon, retention) = (
             pinned.state.flushed_version,
             pinned.state.next_file_number,
             pinned.state.history_horizon,
+            pinned.state.retention,
         );
         let marks = pinned
             .times
@@ -268,6 +269,7 @@ impl BackupEngine {
             runs,
             history_horizon,
             times,
+            retention,
         };
         self.write_meta(&meta)?;
         Ok(BackupInfo::of(&meta))
@@ -462,6 +464,9 @@ impl BackupEngine {
                 next_file_number: meta.next_file_number,
                 min_log_number: 0,
                 history_horizon: meta.history_horizon,
+                // The restored store keeps the original's history contract (none for a
+                // format-1 backup: its first open records one, as for a new store).
+                retention: meta.retention,
                 times: TimeIndex::new(),
             };
             write_manifest(vfs, dir, &state, &meta.times)

@@ -3,6 +3,7 @@
 //! Persisted format (see `docs/format/manifest.md`): a sequence of tagged fields, all
 //! integers little-endian fixed width. Tags are persisted: never renumber.
 
+use crate::retention::Retention;
 use chronokv_snapshot::Version;
 
 const TAG_NEXT_FILE_NUMBER: u8 = 1;
@@ -13,6 +14,17 @@ const TAG_DELETE_RUN: u8 = 5;
 const TAG_TIME_MARKS: u8 = 6;
 const TAG_TIMES_PRUNED_BELOW: u8 = 7;
 const TAG_HISTORY_HORIZON: u8 = 8;
+/// Format version 2 on (magic `CKVMANI2`): the store's history contract.
+const TAG_RETENTION: u8 = 9;
+
+/// The manifest format an edit is read as: the magic names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `CKVMANI1`: tags 1-8.
+    V1,
+    /// `CKVMANI2`: adds tag 9, the history contract.
+    V2,
+}
 
 /// The largest key a run descriptor may carry (the engine's key limit).
 const MAX_KEY: usize = 64 << 10;
@@ -67,6 +79,9 @@ pub struct VersionEdit {
     /// Compaction may have dropped versions a read below this version would need: the
     /// largest retention bound a merge used. Only grows.
     pub history_horizon: Option<Version>,
+    /// The store's history contract, replacing the recorded one (every snapshot carries
+    /// it; a delta only when it changed).
+    pub retention: Option<Retention>,
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -129,11 +144,23 @@ impl VersionEdit {
             out.push(TAG_HISTORY_HORIZON);
             put_u64(&mut out, v.0);
         }
+        if let Some(r) = self.retention {
+            out.push(TAG_RETENTION);
+            put_u64(&mut out, r.window_micros());
+            put_u64(&mut out, r.versions_per_key as u64);
+        }
         out
     }
 
-    /// Decodes an edit; the error says what was wrong and at which offset of `buf`.
+    /// Decodes an edit of the current format; the error says what was wrong and at which
+    /// offset of `buf`.
     pub fn decode(buf: &[u8]) -> Result<VersionEdit, (usize, String)> {
+        Self::decode_as(buf, Format::V2)
+    }
+
+    /// Decodes an edit of a manifest of format `format`: a tag that format does not have
+    /// is corruption, as any unknown tag.
+    pub fn decode_as(buf: &[u8], format: Format) -> Result<VersionEdit, (usize, String)> {
         let mut r = Reader::new(buf, 0, "edit");
         let mut edit = VersionEdit::default();
         while r.pos < buf.len() {
@@ -167,6 +194,9 @@ impl VersionEdit {
                 }
                 TAG_TIMES_PRUNED_BELOW => edit.times_pruned_below = Some(Version(r.u64()?)),
                 TAG_HISTORY_HORIZON => edit.history_horizon = Some(Version(r.u64()?)),
+                TAG_RETENTION if format == Format::V2 => {
+                    edit.retention = Some(Retention::from_stored(r.u64()?, r.u64()?));
+                }
                 t => return Err((at, format!("unknown version edit tag {t}"))),
             }
         }
@@ -262,6 +292,10 @@ mod tests {
             ],
             times_pruned_below: Some(Version(40)),
             history_horizon: Some(Version(41)),
+            retention: Some(Retention::new(
+                Some(std::time::Duration::from_secs(7 * 86_400)),
+                3,
+            )),
         }
     }
 
@@ -284,6 +318,36 @@ mod tests {
             hex.join(" "),
             "02 02 01 00 00 00 00 00 00 05 01 00 00 00 03 00 00 00 00 00 00 00"
         );
+    }
+
+    #[test]
+    fn golden_bytes_of_a_retention_edit() {
+        // The worked example of docs/format/manifest.md: a 7-day window, 3 versions per key.
+        let e = VersionEdit {
+            retention: Some(Retention::new(
+                Some(std::time::Duration::from_secs(7 * 86_400)),
+                3,
+            )),
+            ..Default::default()
+        };
+        let hex: Vec<String> = e.encode().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex.join(" "),
+            "09 00 a0 e3 d0 8c 00 00 00 03 00 00 00 00 00 00 00"
+        );
+        assert_eq!(VersionEdit::decode(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn the_retention_tag_is_corruption_in_a_v1_manifest() {
+        let bytes = sample().encode();
+        let at = bytes.len() - 17;
+        assert_eq!(bytes[at], TAG_RETENTION);
+        let err = VersionEdit::decode_as(&bytes, Format::V1).unwrap_err();
+        assert_eq!(err, (at, "unknown version edit tag 9".to_string()));
+        let v1 = VersionEdit::decode_as(&bytes[..at], Format::V1).unwrap();
+        assert_eq!(v1.retention, None);
+        assert_eq!(v1.history_horizon, sample().history_horizon);
     }
 
     #[test]

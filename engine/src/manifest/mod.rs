@@ -1,6 +1,7 @@
 //! The manifest: the durable record of which runs form the tree.
 //!
-//! A manifest file is the magic `CKVMANI1` followed by frames `crc32 u32 | len u32 |
+//! A manifest file is the magic `CKVMANI2` (format version 2; `CKVMANI1` files, which
+//! predate the stored history contract, are still read) followed by frames `crc32 u32 | len u32 |
 //! payload`, each payload one [`VersionEdit`]; the CRC covers the length and the payload.
 //! The first edit of a manifest is a full snapshot of the tree; later edits are deltas.
 //! Every append is fsynced before the engine acts on it, so a damaged *last* frame is an
@@ -16,7 +17,7 @@ mod edit;
 
 pub use dump::{dump, ManifestDump, ManifestFrame};
 pub(crate) use edit::Reader;
-pub use edit::{RunDesc, VersionEdit};
+pub use edit::{Format, RunDesc, VersionEdit};
 
 use crate::error::{Error, Result};
 use crate::files;
@@ -26,7 +27,10 @@ use chronokv_wal::envelope;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"CKVMANI1";
+/// The magic every new manifest starts with (format version 2).
+const MAGIC: &[u8; 8] = b"CKVMANI2";
+/// Format version 1: no tag 9 (the history contract). Read, never written.
+const MAGIC_V1: &[u8; 8] = b"CKVMANI1";
 /// No edit comes near this; a larger length is damage, not an allocation request.
 const MAX_EDIT: usize = 64 << 20;
 /// A flushed version or file number at or past this is damage: no store commits 2^63
@@ -53,6 +57,9 @@ pub struct TreeState {
     /// Reads below this version may miss versions compaction dropped (see
     /// `VersionEdit::history_horizon`).
     pub history_horizon: Version,
+    /// The store's history contract (tag 9); `None` in a format-1 manifest, which predates
+    /// it (the next open records one).
+    pub retention: Option<crate::retention::Retention>,
 }
 
 impl TreeState {
@@ -69,6 +76,10 @@ impl TreeState {
         if let Some(v) = edit.history_horizon {
             self.history_horizon = self.history_horizon.max(v);
         }
+        // Replaced, not `max`: `Db::set_history_retention` may shrink it.
+        if let Some(r) = edit.retention {
+            self.retention = Some(r);
+        }
         for (_, n) in &edit.deleted {
             self.runs.remove(n);
         }
@@ -84,6 +95,7 @@ impl TreeState {
             flushed_version: Some(self.flushed_version),
             min_log_number: Some(self.min_log_number),
             history_horizon: Some(self.history_horizon),
+            retention: self.retention,
             added: self.runs.values().cloned().collect(),
             ..VersionEdit::default()
         }
@@ -101,20 +113,24 @@ fn walk(
     mut on_edit: impl FnMut(u64, std::ops::Range<usize>, VersionEdit) -> Result<()>,
 ) -> Result<Option<(u64, String)>> {
     let bytes = vfs.read(path).map_err(|e| Error::io(path, e))?;
-    if bytes.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
-        return Err(Error::corruption(
-            path,
-            0,
-            "not a chronokv manifest (bad magic)",
-        ));
-    }
+    let format = match bytes.get(..MAGIC.len()) {
+        Some(m) if m == MAGIC.as_slice() => Format::V2,
+        Some(m) if m == MAGIC_V1.as_slice() => Format::V1,
+        _ => {
+            return Err(Error::corruption(
+                path,
+                0,
+                "not a chronokv manifest (bad magic)",
+            ))
+        }
+    };
     let mut pos = MAGIC.len();
     while pos < bytes.len() {
         match envelope::check(&bytes, pos, MAX_EDIT) {
             Ok(payload) => {
-                let edit = VersionEdit::decode(&bytes[payload.clone()]).map_err(|(at, why)| {
-                    Error::corruption(path, (payload.start + at) as u64, why)
-                })?;
+                let edit = VersionEdit::decode_as(&bytes[payload.clone()], format).map_err(
+                    |(at, why)| Error::corruption(path, (payload.start + at) as u64, why),
+                )?;
                 on_edit(pos as u64, payload.clone(), edit)?;
                 pos = payload.end;
             }
@@ -438,6 +454,88 @@ mod tests {
         })
         .unwrap();
         read(&fs, &dir.join(files::manifest_name(1))).unwrap();
+    }
+
+    /// A manifest file of `magic` holding `edits`, one frame each.
+    fn manifest_bytes(magic: &[u8; 8], edits: &[VersionEdit]) -> Vec<u8> {
+        let mut buf = magic.to_vec();
+        for e in edits {
+            envelope::encode(&e.encode(), &mut buf);
+        }
+        buf
+    }
+
+    #[test]
+    fn a_v1_manifest_reads_without_a_contract_and_rejects_tag_9() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/db")).unwrap();
+        let path = PathBuf::from("/db/MANIFEST-000001");
+        let plain = VersionEdit {
+            next_file_number: Some(4),
+            flushed_version: Some(Version(3)),
+            added: vec![run(2)],
+            ..Default::default()
+        };
+        let mut f = fs.create(&path).unwrap();
+        f.write_all(&manifest_bytes(MAGIC_V1, std::slice::from_ref(&plain)))
+            .unwrap();
+        drop(f);
+        let st = read(&fs, &path).unwrap();
+        assert_eq!(st.retention, None);
+        assert_eq!(st.flushed_version, Version(3));
+        assert_eq!(st.runs.len(), 1);
+
+        let with_contract = VersionEdit {
+            retention: Some(crate::Retention::new(None, 2)),
+            ..plain.clone()
+        };
+        let mut f = fs.create(&path).unwrap();
+        f.write_all(&manifest_bytes(
+            MAGIC_V1,
+            std::slice::from_ref(&with_contract),
+        ))
+        .unwrap();
+        drop(f);
+        let err = read(&fs, &path).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown version edit tag 9"),
+            "{err}"
+        );
+
+        let mut f = fs.create(&path).unwrap();
+        f.write_all(&manifest_bytes(MAGIC, &[with_contract]))
+            .unwrap();
+        drop(f);
+        assert_eq!(
+            read(&fs, &path).unwrap().retention,
+            Some(crate::Retention::new(None, 2))
+        );
+    }
+
+    #[test]
+    fn the_contract_is_in_every_snapshot_and_a_later_edit_replaces_it() {
+        let fs = MemFs::new();
+        let dir = PathBuf::from("/db");
+        fs.create_dir_all(&dir).unwrap();
+        let long = crate::Retention::new(Some(std::time::Duration::from_secs(3600)), 4);
+        let state = TreeState {
+            next_file_number: 2,
+            retention: Some(long),
+            ..Default::default()
+        };
+        let mut w = ManifestWriter::create(&fs, &dir, 1, &state, &TimeIndex::new()).unwrap();
+        let path = w.path().to_path_buf();
+        let bytes = fs.read(&path).unwrap();
+        assert_eq!(&bytes[..8], b"CKVMANI2");
+        assert_eq!(read(&fs, &path).unwrap().retention, Some(long));
+        // Shrinking is an explicit call: the later edit wins, it is not a `max`.
+        let short = crate::Retention::new(None, 1);
+        w.append(&VersionEdit {
+            retention: Some(short),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(read(&fs, &path).unwrap().retention, Some(short));
     }
 
     #[test]
