@@ -1,10 +1,12 @@
 //! The chronokv engine: [`Db`], its options, write batches, transactions and errors.
 //!
-//! Layers, top to bottom: `db` (public API) -> `commit` (group commit, with `stall`
-//! backpressure) and `recovery` (open) -> `inner` (shared state; sealing and flushing
-//! memtables, manifest edits) and `compactor` (running and installing compactions) ->
-//! `view` (what a read consults; reference-counted runs) -> `memtable`, `manifest`, and the
-//! `chronokv-wal` / `chronokv-runs` / `chronokv-compaction` crates.
+//! Modules, bottom-up (each imports only those before it; `docs/design.md` has the table,
+//! the owner of every piece of shared state and the lock order): values (`error`,
+//! `options`, `batch`, `files`), in-memory structures (`memtable`, `view`, `read`, `apply`),
+//! on-disk state (`manifest`, `retention`), the owners of shared state (`writer`, `tree`,
+//! `background`, `stall`, `txns`, `health`, with `lock_order` and `invariants`), the shared
+//! state itself (`inner`), operations (`commit`, `compactor`, `history`, `checkpoint`,
+//! `verify`, `recovery`) and the API (`txn`, `export`, `backup`, `db`).
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
 mod apply;
