@@ -2,8 +2,8 @@
 //! stage of this harness must catch.
 //!
 //! Every bug in [`BUGS`] is a small `if chronokv_vfs::bug!("name")` at the real code site in
-//! `wal`, `runs` or `engine`, compiled only with the `bug-injection` feature (see
-//! `vfs/src/bug.rs`). One build holds them all; the environment variable `CHRONOKV_BUG`
+//! `wal`, `runs` or `engine`, compiled in only by a build with `CHRONOKV_PLANT_BUGS=1` (see
+//! `vfs/build.rs` and `vfs/src/bug.rs`). One build holds them all; the environment variable `CHRONOKV_BUG`
 //! selects one for a whole process, so the runner ([`run`]) starts this very binary
 //! (`std::env::current_exe()`) once per bug with the variable set and the arguments of a short
 //! stage that should catch it, and expects that child to fail. It tries a bug's stages in

@@ -19,14 +19,14 @@
 //!   scanned: the damage must be reported as corruption, never read as data (added when two
 //!   bugs planted for G6 got past every other stage);
 //! - [`bugs`] (G6, testing the tester): bugs planted in the engine behind the
-//!   `bug-injection` feature, each run against the short stage that must catch it, with a
+//!   build-time cfg `chronokv_bugs` (`CHRONOKV_PLANT_BUGS=1`), each run against the short stage that must catch it, with a
 //!   control run of every stage without a bug;
 //! - [`fuzz_targets`] (G5): the bodies of the cargo-fuzz targets in `fuzz/`, shared with
 //!   the stable corpus replay test.
 //!
 //! [`workload`] holds the script, configuration and oracle that `crash`, `faults` and `rot`
 //! share. The `chronokv-harness` binary runs the stages and prints their figures; planted
-//! bugs exist only in a build with the `bug-injection` feature (`CHRONOKV_BUG=name` selects
+//! bugs exist only in a build with `CHRONOKV_PLANT_BUGS=1` (`CHRONOKV_BUG=name` selects
 //! one per process).
 
 pub mod bank;

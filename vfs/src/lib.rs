@@ -17,7 +17,6 @@
 //! Thread-safety: every implementation is `Send + Sync`; a [`WritableFile`] is owned by one
 //! writer at a time.
 
-#[cfg(feature = "bug-injection")]
 pub mod bug;
 mod crash;
 mod fault;
@@ -31,19 +30,15 @@ pub use fault::{CallRecord, FaultFs, FaultKind, FaultMode, InjectedFailure, Muta
 pub use mem::MemFs;
 pub use real::RealFs;
 
-/// True when the planted bug `$name` is selected (`CHRONOKV_BUG=$name`): only in a crate
-/// built with its own `bug-injection` feature (which must enable `chronokv-vfs/bug-injection`);
-/// the literal `false` otherwise, so normal builds carry no bug code. See [`bug`] (compiled
-/// with the feature only) and RELIABILITY.md G6.
+/// The hook of one planted bug's site: true when the planted bug `$name` is selected
+/// (`CHRONOKV_BUG=$name`) in a build that plants bugs (`CHRONOKV_PLANT_BUGS=1`, see
+/// `build.rs`); in every other build a constant `false` the compiler removes with the
+/// bug's branch. See [`bug`] and RELIABILITY.md G6.
 #[macro_export]
 macro_rules! bug {
-    ($name:literal) => {{
-        #[cfg(feature = "bug-injection")]
-        let on = $crate::bug::active($name);
-        #[cfg(not(feature = "bug-injection"))]
-        let on = false;
-        on
-    }};
+    ($name:literal) => {
+        $crate::bug::planted($name)
+    };
 }
 
 use std::fmt::Debug;

@@ -5,7 +5,7 @@
 //! `chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]`
 //! `chronokv-harness recovery [--seeds N] [--first-seed S] [--ops N] [--stride K]`
 //! `chronokv-harness rot [--seeds N] [--first-seed S] [--ops N] [--flips K]`
-//! `chronokv-harness bugs [--only NAME] [--no-controls] [--list]` (a `bug-injection` build)
+//! `chronokv-harness bugs [--only NAME] [--no-controls] [--list]` (a build that plants bugs)
 //!
 //! - `crash`: the simulated power-loss stage (G1): N seeded workloads of `--ops`
 //!   operations, every K-th crash point of each reopened in three modes and checked against
@@ -33,7 +33,7 @@
 //! - `rot`: per seed, the crash stage's workload run to the end and closed, then `--flips`
 //!   images per WAL segment and run, each with one byte changed, reopened and scanned: the
 //!   damage must be reported as corruption or leave correct contents.
-//! - `bugs`: the planted-bug stage (G6), in a build with the `bug-injection` feature: runs
+//! - `bugs`: the planted-bug stage (G6), in a build with `CHRONOKV_PLANT_BUGS=1`: runs
 //!   this binary once per planted bug with `CHRONOKV_BUG` set and the arguments of the short
 //!   stage that must catch it, expecting it to fail, then every such stage once without a
 //!   bug, expecting it to pass. `--list` prints the bugs.
@@ -41,7 +41,7 @@
 //! Prints one line per seed (`model`: per failed seed, and every 50 seeds), every violation
 //! with the seed that reproduces it, the figures, and a last line `N passed, N failed`
 //! (crash states, fault runs, checks, model cases, images, cycles or detected bugs). Exits 1
-//! if anything failed. In a `bug-injection` build with `CHRONOKV_BUG` set, also prints to
+//! if anything failed. In a build that plants bugs, with `CHRONOKV_BUG` set, also prints to
 //! stderr how often the selected bug took effect.
 
 use std::time::Instant;
@@ -143,10 +143,9 @@ fn main() {
     }
 }
 
-/// In a `bug-injection` build with a bug selected: how often it took effect (the `bugs`
+/// In a build that plants bugs, with a bug selected: how often it took effect (the `bugs`
 /// runner reads this from stderr; a bug that never took effect was not tested).
 fn report_planted_bug() {
-    #[cfg(feature = "bug-injection")]
     if let Some(name) = chronokv_vfs::bug::selected() {
         eprintln!(
             "planted bug {name} took effect {} times",
@@ -164,10 +163,10 @@ fn bugs(args: &[String]) -> u64 {
         }
         return 0;
     }
-    if !cfg!(feature = "bug-injection") {
+    if !chronokv_vfs::bug::PLANTED {
         eprintln!(
             "chronokv-harness bugs: this binary has no planted bugs; build it with \
-             `cargo build --release -p chronokv-harness --features bug-injection`"
+             `CHRONOKV_PLANT_BUGS=1 cargo build --release -p chronokv-harness`"
         );
         std::process::exit(2);
     }
