@@ -168,3 +168,23 @@ fn concurrent_writers_all_commit_with_distinct_versions() {
         assert_eq!(db.get(format!("t{t}-01999")).unwrap().unwrap(), "1999");
     }
 }
+
+#[test]
+fn iter_is_a_full_scan_of_the_db_and_of_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for k in ["b", "a", "c"] {
+        db.put(k, k.to_uppercase()).unwrap();
+    }
+    let snap = db.snapshot();
+    db.delete("b").unwrap();
+    fn keys(
+        it: impl Iterator<Item = chronokv::Result<(chronokv::Bytes, chronokv::Bytes)>>,
+    ) -> Vec<String> {
+        it.map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap())
+            .collect()
+    }
+    assert_eq!(keys(db.iter()), ["a", "c"]);
+    assert_eq!(keys(db.iter().rev()), ["c", "a"]);
+    assert_eq!(keys(snap.iter()), ["a", "b", "c"]);
+}

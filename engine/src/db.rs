@@ -131,6 +131,12 @@ impl Db {
         self.inner.snapshot_version()
     }
 
+    /// Every live `(key, value)` pair in key order (reversible): `scan(..)` without having to
+    /// name a key type.
+    pub fn iter(&self) -> Iter {
+        self.scan::<&[u8], _>(..)
+    }
+
     /// The live `(key, value)` pairs whose keys lie in `range`, in key order (reversible).
     pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
         let (lo, hi) = owned_bounds(&range);

@@ -256,6 +256,11 @@ impl Snapshot {
         self.inner.current_view().get(key.as_ref(), self.version)
     }
 
+    /// Every live `(key, value)` pair at this snapshot's version, in key order (reversible).
+    pub fn iter(&self) -> Iter {
+        self.scan::<&[u8], _>(..)
+    }
+
     /// The live pairs of `range` at this snapshot, in key order (reversible).
     pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
         let (lo, hi) = owned_bounds(&range);
