@@ -20,6 +20,8 @@
 //!
 //! See `README.md` for the design and `docs/format/` for every on-disk layout.
 
+#![warn(missing_docs)]
+
 pub use chronokv_engine::{
     changes_batch, export_schema, format_duration, history_batch, ArrowBatches, Bytes, Change,
     CompactionStyle, Compression, Db, Durability, Error, HistoryEntry, Isolation, Iter, LevelStats,

@@ -232,6 +232,7 @@ fn write_skew_is_prevented_when_serializable_and_allowed_under_snapshot_isolatio
                 second.unwrap();
                 assert_eq!(on_call, 0, "snapshot isolation allows write skew");
             }
+            other => panic!("no expectation for {other:?}"),
         }
     }
 }
@@ -274,6 +275,7 @@ fn the_read_only_anomaly_is_prevented_when_serializable() {
                 t2_result.unwrap();
                 assert_eq!(int(db.get("y").unwrap()), -11);
             }
+            other => panic!("no expectation for {other:?}"),
         }
     }
 }

@@ -23,6 +23,8 @@
 //! Thread-safety: all policy types are plain data; strategies are `Send + Sync` and
 //! stateless, so one instance can be asked from any thread. A [`MergeJob`] is `Send + Sync`.
 
+#![warn(missing_docs)]
+
 mod apply;
 pub mod exec;
 pub mod gc;

@@ -48,6 +48,7 @@ pub fn replace_durably(vfs: &dyn Vfs, dir: &Path, path: &Path, bytes: &[u8]) -> 
     vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
+/// The file naming the live manifest.
 pub const CURRENT: &str = "CURRENT";
 const MANIFEST_PREFIX: &str = "MANIFEST-";
 const RUN_SUFFIX: &str = ".arrow";
@@ -55,20 +56,27 @@ const RUN_SUFFIX: &str = ".arrow";
 /// A file chronokv recognises in its directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
+    /// `MANIFEST-n`.
     Manifest(u64),
+    /// A WAL segment `n.wal`.
     Wal(u64),
+    /// A run file `n.arrow`.
     Run(u64),
+    /// A temporary file left by an interrupted write (`*.tmp`).
     Temp,
 }
 
+/// The file name of manifest `n`.
 pub fn manifest_name(n: u64) -> String {
     format!("{MANIFEST_PREFIX}{n:06}")
 }
 
+/// The path of run `n` in `dir`.
 pub fn run_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:06}{RUN_SUFFIX}"))
 }
 
+/// The path of WAL segment `n` in `dir`.
 pub fn wal_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(chronokv_wal::segment_file_name(n))
 }

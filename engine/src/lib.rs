@@ -9,6 +9,8 @@
 //! `verify`, `recovery`) and the API (`txn`, `export`, `backup`, `db`).
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
+#![warn(missing_docs)]
+
 mod apply;
 mod background;
 pub mod backup;

@@ -44,6 +44,8 @@ impl InternalKey {
 /// Rough per-entry cost of the skiplist node and the two `Bytes` headers.
 const ENTRY_OVERHEAD: usize = 80;
 
+/// The in-memory table of recent writes: a concurrent skiplist in internal key order
+/// (key ascending, version descending), one per WAL segment.
 #[derive(Debug)]
 pub struct Memtable {
     /// Kind, commit time (µs), value.
@@ -54,6 +56,7 @@ pub struct Memtable {
 }
 
 impl Memtable {
+    /// An empty memtable whose entries live in WAL segment `log_number`.
     pub fn new(log_number: u64) -> Self {
         Memtable {
             map: SkipMap::new(),
@@ -68,10 +71,12 @@ impl Memtable {
         self.log_number
     }
 
+    /// Bytes taken, counted as keys, values and a fixed per-entry overhead.
     pub fn approx_bytes(&self) -> usize {
         self.approx_bytes.load(Ordering::Relaxed)
     }
 
+    /// True when nothing was inserted.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

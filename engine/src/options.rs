@@ -10,6 +10,7 @@ pub use chronokv_runs::Compression;
 
 /// How background compaction shapes the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CompactionStyle {
     /// Leveled compaction with dynamic level sizing (the default): low space and read
     /// amplification.
@@ -36,6 +37,7 @@ pub use chronokv_wal::RecoveryMode;
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// The write is handed to the operating system before the acknowledgement: it survives
     /// a crash of the process, not a power loss or kernel crash.

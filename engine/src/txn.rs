@@ -38,6 +38,7 @@ use std::sync::Arc;
 
 /// How much a transaction is isolated from concurrent commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Isolation {
     /// The outcome equals running the committed transactions one at a time, in commit
     /// order. Reads (point reads and the ranges scans covered) are tracked and validated.

@@ -15,6 +15,8 @@
 //!
 //! All file I/O goes through [`chronokv_vfs::Vfs`].
 
+#![warn(missing_docs)]
+
 mod block;
 mod cache;
 mod error;

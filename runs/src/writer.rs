@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 /// Block body compression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Compression {
     /// Raw buffers: blocks are read zero-copy from the map.
     None,

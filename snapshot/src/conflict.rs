@@ -27,7 +27,9 @@ const KEY_OVERHEAD: usize = 48;
 /// A key range `lo..hi` read by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRange {
+    /// The lower bound.
     pub lo: Bound<Bytes>,
+    /// The upper bound.
     pub hi: Bound<Bytes>,
 }
 
@@ -94,10 +96,18 @@ impl ReadSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conflict {
     /// `key` was written at `version`, after the transaction's snapshot.
-    Key { key: Bytes, version: Version },
+    Key {
+        /// The key both wrote or read.
+        key: Bytes,
+        /// The newer commit's version.
+        version: Version,
+    },
     /// The transaction began before `forgotten`, and the tracker dropped the commits up to
     /// that version to stay within its memory limit.
-    Forgotten { forgotten: Version },
+    Forgotten {
+        /// The newest version the tracker no longer remembers.
+        forgotten: Version,
+    },
 }
 
 /// The newest write version of every key written since the oldest open transaction began.

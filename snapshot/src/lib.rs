@@ -13,6 +13,8 @@
 //! - [`registry`]: the live snapshots and history readers that version GC must respect.
 //! - [`conflict`]: optimistic transactions' conflict detection ([`ConflictTracker`]).
 
+#![warn(missing_docs)]
+
 pub mod conflict;
 mod entry;
 pub mod merge;

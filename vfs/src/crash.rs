@@ -37,9 +37,15 @@ pub enum CrashMode {
     /// Only what was synced.
     SyncedOnly,
     /// A random subset of unsynced pages and of unsynced namespace changes.
-    RandomPages { seed: u64 },
+    RandomPages {
+        /// Chooses the subset.
+        seed: u64,
+    },
     /// A torn last write: whole sectors, then one sector of zeros or garbage.
-    TornWrite { seed: u64 },
+    TornWrite {
+        /// Chooses where the write tears and what the torn sector holds.
+        seed: u64,
+    },
 }
 
 const PAGE: usize = 4096;

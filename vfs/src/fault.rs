@@ -54,13 +54,21 @@ pub enum FaultMode {
 /// A mutating call, as [`FaultFs`] counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MutatingOp {
+    /// [`Vfs::create_dir_all`](crate::Vfs::create_dir_all).
     CreateDir,
+    /// Creating (or truncating) a file.
     Create,
+    /// A write to an open file.
     Write,
+    /// An fsync of a file.
     Sync,
+    /// A rename.
     Rename,
+    /// A file removal.
     Remove,
+    /// An fsync of a directory.
     SyncDir,
+    /// A hard link.
     Link,
 }
 
@@ -69,9 +77,11 @@ pub enum MutatingOp {
 pub struct InjectedFailure {
     /// The call's number (1 = the first mutating call).
     pub call: u64,
+    /// What the call was.
     pub op: MutatingOp,
     /// The file or directory (for a rename, the source; for a link, the new name).
     pub path: PathBuf,
+    /// The error it returned.
     pub kind: FaultKind,
     /// The name of the thread that made the call, if it has one.
     pub thread: Option<String>,
@@ -82,6 +92,7 @@ pub struct InjectedFailure {
 pub struct CallRecord {
     /// The call's number (1 = the first mutating call).
     pub call: u64,
+    /// What the call was.
     pub op: MutatingOp,
     /// The file or directory (for a rename, the source).
     pub path: PathBuf,

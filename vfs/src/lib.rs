@@ -17,6 +17,8 @@
 //! Thread-safety: every implementation is `Send + Sync`; a [`WritableFile`] is owned by one
 //! writer at a time.
 
+#![warn(missing_docs)]
+
 pub mod bug;
 mod crash;
 mod fault;

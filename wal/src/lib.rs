@@ -22,6 +22,8 @@
 //! [`chronokv_vfs::Vfs`]. Decoding never panics and never allocates from an unchecked
 //! length, whatever the file holds.
 
+#![warn(missing_docs)]
+
 mod batch;
 pub mod envelope;
 mod error;

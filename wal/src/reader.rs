@@ -11,6 +11,7 @@ use std::path::Path;
 
 /// How [`read_segment`] treats damage. See `docs/format/wal.md`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecoveryMode {
     /// Damage in the newest segment that only affects data never known to be fsynced is a
     /// torn tail: the records before it are returned. Damage anywhere else is corruption.

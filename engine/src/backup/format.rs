@@ -65,12 +65,19 @@ pub fn shared_name(file_number: u64, file_size: u64, tail_crc: u32) -> String {
 /// The decoded metadata of one backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupMeta {
+    /// The backup's number in its directory.
     pub id: u64,
+    /// When the backup was made, in µs since the Unix epoch.
     pub created_micros: u64,
+    /// Every version up to this one is in the backed-up runs.
     pub flushed_version: Version,
+    /// The database's next unused file number at backup time.
     pub next_file_number: u64,
+    /// How many runs this backup copied (the others were already in the directory).
     pub copied_runs: u32,
+    /// The bytes those copies took.
     pub copied_bytes: u64,
+    /// Every run of the backed-up tree.
     pub runs: Vec<BackupRun>,
     /// The database's history horizon (manifest tag 8): reads below it may miss versions
     /// compaction dropped.
@@ -84,6 +91,7 @@ pub struct BackupMeta {
 }
 
 impl BackupMeta {
+    /// The metadata file's bytes (`docs/format/backup.md`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.runs.len() * 64 + 4);
         out.extend_from_slice(MAGIC);

@@ -35,13 +35,21 @@ pub const MAX_LEVELS: u32 = 64;
 /// A run as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDesc {
+    /// The level the run is in.
     pub level: u32,
+    /// Its file number (`n.arrow`).
     pub file_number: u64,
+    /// Its size in bytes.
     pub file_size: u64,
+    /// Its entries (all versions, tombstones included).
     pub entry_count: u64,
+    /// Its oldest version.
     pub min_version: Version,
+    /// Its newest version.
     pub max_version: Version,
+    /// Its smallest key.
     pub min_key: Vec<u8>,
+    /// Its largest key.
     pub max_key: Vec<u8>,
 }
 
@@ -64,9 +72,13 @@ impl RunDesc {
 /// One change to the tree. Absent fields leave the state as it was.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VersionEdit {
+    /// The next unused file number (tag 1).
     pub next_file_number: Option<u64>,
+    /// Every version up to this one is in the runs (tag 2).
     pub flushed_version: Option<Version>,
+    /// WAL segments below this number hold only flushed data (tag 3).
     pub min_log_number: Option<u64>,
+    /// Runs joining the tree (tag 4).
     pub added: Vec<RunDesc>,
     /// `(level, file_number)` of runs leaving the tree.
     pub deleted: Vec<(u32, u64)>,
@@ -98,6 +110,7 @@ fn put_key(out: &mut Vec<u8>, k: &[u8]) {
 }
 
 impl VersionEdit {
+    /// The edit's bytes: a sequence of tagged fields (`docs/format/manifest.md`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         if let Some(n) = self.next_file_number {

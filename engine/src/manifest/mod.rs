@@ -63,6 +63,7 @@ pub struct TreeState {
 }
 
 impl TreeState {
+    /// Applies one edit (numbers only grow; deletions before additions).
     pub fn apply(&mut self, edit: &VersionEdit) {
         if let Some(n) = edit.next_file_number {
             self.next_file_number = self.next_file_number.max(n);
