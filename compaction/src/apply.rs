@@ -64,6 +64,7 @@ pub fn apply(levels: &Levels, task: &Task, outputs: Vec<RunInfo>) -> Levels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chronokv_snapshot::Version;
 
     fn run(id: u64, lo: u8, hi: u8) -> RunInfo {
         RunInfo {
@@ -71,8 +72,8 @@ mod tests {
             size: 10,
             min_key: vec![lo],
             max_key: vec![hi],
-            min_version: 0,
-            max_version: 0,
+            min_version: Version(0),
+            max_version: Version(0),
             entries: 1,
             tombstones: 0,
         }

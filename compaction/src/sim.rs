@@ -39,6 +39,7 @@ use std::fmt;
 
 use crate::apply::apply;
 use crate::types::{Levels, RunInfo, Strategy, Task, TaskKind};
+use chronokv_snapshot::Version;
 
 /// The workload to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -313,8 +314,8 @@ impl Sim<'_> {
             size: entries.saturating_mul(self.entry),
             min_key: model.lo.to_be_bytes().to_vec(),
             max_key: (model.hi - 1).to_be_bytes().to_vec(),
-            min_version,
-            max_version,
+            min_version: Version(min_version),
+            max_version: Version(max_version),
             entries,
             tombstones: 0,
         }
@@ -342,8 +343,8 @@ impl Sim<'_> {
             .iter()
             .filter_map(|&(l, id)| self.tree.level(l).iter().find(|r| r.id == id))
             .collect();
-        let min_v = inputs.iter().map(|r| r.min_version).min().unwrap_or(0);
-        let max_v = inputs.iter().map(|r| r.max_version).max().unwrap_or(0);
+        let min_v = inputs.iter().map(|r| r.min_version.0).min().unwrap_or(0);
+        let max_v = inputs.iter().map(|r| r.max_version.0).max().unwrap_or(0);
         let models: Vec<ModelRun> = inputs
             .iter()
             .filter_map(|r| self.models.get(&r.id).copied())

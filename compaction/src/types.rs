@@ -6,6 +6,7 @@
 //! overlapping runs in level 1+ are all accepted, and every function in this crate returns
 //! *some* answer for them without panicking.
 
+use chronokv_snapshot::Version;
 use std::collections::HashSet;
 
 /// What a strategy sees of one run.
@@ -20,9 +21,9 @@ pub struct RunInfo {
     /// Largest user key in the run (inclusive).
     pub max_key: Vec<u8>,
     /// Smallest entry version in the run.
-    pub min_version: u64,
+    pub min_version: Version,
     /// Largest entry version in the run.
-    pub max_version: u64,
+    pub max_version: Version,
     /// Number of entries (all versions, tombstones included).
     pub entries: u64,
     /// Number of tombstones among `entries`.

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use chronokv_compaction::{
     apply, manual_inputs, KeyRange, Leveled, Levels, RunInfo, Strategy, Task, TaskKind, Tiered,
 };
+use chronokv_snapshot::Version;
 use proptest::prelude::*;
 
 fn key(k: u16) -> Vec<u8> {
@@ -18,8 +19,8 @@ fn run(id: u64, lo: u16, hi: u16, size: u64) -> RunInfo {
         size,
         min_key: key(lo),
         max_key: key(hi),
-        min_version: id,
-        max_version: id,
+        min_version: Version(id),
+        max_version: Version(id),
         entries: size,
         tombstones: id % 3,
     }

@@ -83,8 +83,8 @@ impl LiveRun {
             size: m.file_size,
             min_key: m.min_key.clone(),
             max_key: m.max_key.clone(),
-            min_version: m.min_version.0,
-            max_version: m.max_version.0,
+            min_version: m.min_version,
+            max_version: m.max_version,
             entries: m.entry_count,
             tombstones: m.tombstone_count,
         }

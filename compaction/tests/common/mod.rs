@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use chronokv_compaction::{Levels, RunInfo};
+use chronokv_snapshot::Version;
 
 /// A run with keys `lo..=hi` (single bytes) and `size` bytes.
 pub fn run(id: u64, lo: u8, hi: u8, size: u64) -> RunInfo {
@@ -10,8 +11,8 @@ pub fn run(id: u64, lo: u8, hi: u8, size: u64) -> RunInfo {
         size,
         min_key: vec![lo],
         max_key: vec![hi],
-        min_version: id,
-        max_version: id,
+        min_version: Version(id),
+        max_version: Version(id),
         entries: size,
         tombstones: 0,
     }
