@@ -18,10 +18,11 @@ use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::invariants::invariant;
 use crate::options::Durability;
-use crate::queue::{Request, TxnCheck};
+use crate::queue::{Request, Slot, TxnCheck};
 use crate::stats::Counters;
 use chronokv_snapshot::{to_commit_time, Version};
 use chronokv_wal::RecordRef;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Commits `batch` through the commit queue and returns the version of its last entry.
@@ -56,7 +57,7 @@ fn now_micros() -> u64 {
 }
 
 /// Logs, applies and publishes one group; returns each batch's version, or its conflict.
-fn commit_group(inner: &Inner, group: &[&Request]) -> Result<Vec<Result<Version>>> {
+fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version>>> {
     let mut wal = inner.writer().lock_wal();
     // Under the WAL lock, which `Db::close` takes to make its last sync: nothing is
     // appended after it.

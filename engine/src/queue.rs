@@ -60,9 +60,18 @@ fn conflict_error(start: Version, c: Conflict) -> Error {
     Error::Conflict { reason }
 }
 
-struct Slot {
+/// A queued request and the place its writer waits for the outcome. The leader's work
+/// sees the request through `Deref`.
+pub struct Slot {
     request: Request,
     result: Mutex<Option<Result<Version>>>,
+}
+
+impl std::ops::Deref for Slot {
+    type Target = Request;
+    fn deref(&self) -> &Request {
+        &self.request
+    }
 }
 
 #[derive(Default)]
@@ -80,7 +89,7 @@ pub struct CommitQueue {
 
 /// The leader's work for one group: given the requests in queue order and their encoded
 /// bytes, each request's outcome in the same order, or one error for the whole group.
-pub type GroupWork<'a> = dyn FnMut(&[&Request], usize) -> Result<Vec<Result<Version>>> + 'a;
+pub type GroupWork<'a> = dyn FnMut(&[Arc<Slot>], usize) -> Result<Vec<Result<Version>>> + 'a;
 
 impl CommitQueue {
     /// Queues `request` and waits until it is applied, leading the group whose turn it is
@@ -115,8 +124,7 @@ impl CommitQueue {
         }
         drop(q);
 
-        let requests: Vec<&Request> = group.iter().map(|slot| &slot.request).collect();
-        let outcome = work(&requests, bytes);
+        let outcome = work(&group, bytes);
         let mut q = self.state.lock();
         let mut outcome = outcome.map(Vec::into_iter);
         for (i, slot) in group.iter().enumerate() {
