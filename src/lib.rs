@@ -27,6 +27,10 @@ pub use chronokv_engine::{
     Tiered, Transaction, TransactionIter, TransactionOptions, Version, WriteBatch,
 };
 pub use chronokv_engine::{
+    change_batches, export_schema_with, At, ChangeBatches, ChangeFeed, FeedOptions, FeedPeak, HistoryScan, Received, RestoreOptions, RestoreReport,
+    Subscription,
+};
+pub use chronokv_engine::{
     verify_dir, verify_dir_with_progress, CheckpointInfo, Problem, ProblemKind, Progress, RunInfo,
     VerifyReport,
 };
