@@ -21,14 +21,14 @@
 //! See `README.md` for the design and `docs/format/` for every on-disk layout.
 
 pub use chronokv_engine::{
+    change_batches, export_schema_with, At, ChangeBatches, ChangeFeed, FeedOptions, FeedPeak,
+    HistoryScan, Received, RestoreOptions, RestoreReport, Subscription,
+};
+pub use chronokv_engine::{
     changes_batch, export_schema, format_duration, history_batch, ArrowBatches, Bytes, Change,
     CompactionStyle, Compression, Db, Durability, Error, HistoryEntry, Isolation, Iter, LevelStats,
     Leveled, Options, RecordBatch, RecoveryMode, Result, Retention, Snapshot, SpaceUsage, Stats,
     Tiered, Transaction, TransactionIter, TransactionOptions, Version, WriteBatch,
-};
-pub use chronokv_engine::{
-    change_batches, export_schema_with, At, ChangeBatches, ChangeFeed, FeedOptions, FeedPeak, HistoryScan, Received, RestoreOptions, RestoreReport,
-    Subscription,
 };
 pub use chronokv_engine::{
     verify_dir, verify_dir_with_progress, CheckpointInfo, Problem, ProblemKind, Progress, RunInfo,

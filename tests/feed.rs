@@ -122,13 +122,19 @@ fn a_feed_resumes_exactly_after_the_last_change_seen() {
     let mut seen = Vec::new();
     // Stop after arbitrary counts, resume from the last version seen + 1.
     for stop in [1usize, 127, 128, 129, 1000, usize::MAX] {
-        let from = seen.last().map_or(Version(1), |c: &Change| Version(c.version.0 + 1));
+        let from = seen
+            .last()
+            .map_or(Version(1), |c: &Change| Version(c.version.0 + 1));
         let mut feed = db.changes_with(from.., opts).unwrap();
         for c in feed.by_ref().take(stop) {
             seen.push(c.unwrap());
         }
         let next = seen.last().map_or(1, |c| c.version.0 + 1);
-        assert_eq!(feed.cursor(), Version(next), "the cursor is the next unseen version");
+        assert_eq!(
+            feed.cursor(),
+            Version(next),
+            "the cursor is the next unseen version"
+        );
     }
     assert_eq!(seen.len(), 3_000);
     for (i, c) in seen.iter().enumerate() {
@@ -165,7 +171,11 @@ fn subscribers_get_other_threads_commits_in_order_exactly_once() {
             let mut sub = db.subscribe_with(from, opts).unwrap();
             std::thread::spawn(move || {
                 let want = total - (from.0 - 1);
-                let got: Vec<Change> = sub.by_ref().take(want as usize).map(|c| c.unwrap()).collect();
+                let got: Vec<Change> = sub
+                    .by_ref()
+                    .take(want as usize)
+                    .map(|c| c.unwrap())
+                    .collect();
                 (from, got)
             })
         })
@@ -217,15 +227,24 @@ fn a_subscription_waits_times_out_and_ends_when_the_store_closes() {
         Received::Change(c) => assert_eq!((c.version, &c.key[..]), (Version(2), &b"b"[..])),
         other => panic!("expected a change, got {other:?}"),
     }
-    assert_eq!(sub.next().unwrap().unwrap().value.as_deref(), Some(&b"3"[..]));
+    assert_eq!(
+        sub.next().unwrap().unwrap().value.as_deref(),
+        Some(&b"3"[..])
+    );
     let blocked = std::thread::spawn(move || {
         let rest: Vec<_> = sub.by_ref().collect();
-        (rest.len(), sub.recv_timeout(Duration::from_secs(1)).unwrap())
+        (
+            rest.len(),
+            sub.recv_timeout(Duration::from_secs(1)).unwrap(),
+        )
     });
     db.put("c", "4").unwrap();
     db.close().unwrap();
     let (rest, after) = blocked.join().unwrap();
-    assert_eq!(rest, 1, "what was committed before close is delivered, then it ends");
+    assert_eq!(
+        rest, 1,
+        "what was committed before close is delivered, then it ends"
+    );
     assert_eq!(after, Received::Ended);
 }
 

@@ -120,7 +120,11 @@ fn run(seed: u64, max_batch_bytes: usize) -> usize {
         let report = if round % 3 == 2 {
             // By time: the state as of the target's commit time is the target's (or a later
             // version of the same millisecond).
-            let t = db.snapshot_at(target).unwrap().time().unwrap_or(SystemTime::UNIX_EPOCH);
+            let t = db
+                .snapshot_at(target)
+                .unwrap()
+                .time()
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             let at = db.snapshot_as_of(t).unwrap().version();
             let r = db.restore_to_with(At::Time(t), opts).unwrap();
             assert_eq!(r.restored, at);
@@ -132,9 +136,21 @@ fn run(seed: u64, max_batch_bytes: usize) -> usize {
         let expected = oracle.states[report.restored.0 as usize].clone();
         let changed = expected != *oracle.latest();
         record_restore(&db, &mut oracle, latest);
-        assert_eq!(present(&db), expected, "seed {seed} round {round}: present = past");
-        assert_eq!(*oracle.latest(), expected, "the restore's changes lead there");
-        assert_eq!(report.commits > 0, changed, "commits only when something differed");
+        assert_eq!(
+            present(&db),
+            expected,
+            "seed {seed} round {round}: present = past"
+        );
+        assert_eq!(
+            *oracle.latest(),
+            expected,
+            "the restore's changes lead there"
+        );
+        assert_eq!(
+            report.commits > 0,
+            changed,
+            "commits only when something differed"
+        );
         assert_eq!(report.version, db.latest_version());
         assert_eq!(
             (report.puts + report.deletes) as u64,
@@ -212,8 +228,11 @@ fn a_restore_that_fits_one_batch_is_one_commit() {
 #[test]
 fn a_restore_beyond_retention_is_refused_and_writes_nothing() {
     let fs = MemFs::new();
-    let db = Db::open(Path::new("/db"), compacting_options(&fs, 4096, aggressive_leveled()))
-        .unwrap();
+    let db = Db::open(
+        Path::new("/db"),
+        compacting_options(&fs, 4096, aggressive_leveled()),
+    )
+    .unwrap();
     db.put("a", "1").unwrap();
     db.put("a", "2").unwrap();
     let latest = db.latest_version();

@@ -257,10 +257,7 @@ impl Db {
 
     /// Every retained version of every key in `range`: key order, newest version first
     /// within a key (what [`Db::history`] gives for one key), streamed.
-    pub fn history_scan<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        &self,
-        range: R,
-    ) -> Result<HistoryScan> {
+    pub fn history_scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<HistoryScan> {
         let (lo, hi) = owned_bounds(&range);
         history::history_scan(&self.inner, lo, hi)
     }

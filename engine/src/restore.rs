@@ -134,7 +134,10 @@ where
         bytes += chronokv_wal::entry_encoded_len(k.len(), v.as_ref().map_or(0, Bytes::len));
         writes.push((k, v));
         if bytes >= max {
-            return Ok(Chunk { writes, last: false });
+            return Ok(Chunk {
+                writes,
+                last: false,
+            });
         }
     }
     Ok(Chunk { writes, last: true })
@@ -159,7 +162,11 @@ fn restore_chunk(
     // The present is the transaction's snapshot, read through the transaction so its read
     // set holds the range: a concurrent commit there makes the commit conflict.
     let range = (lo.clone(), Bound::<Bytes>::Unbounded);
-    let chunk = collect_chunk(past.scan(range.clone()), tx.scan(range), opts.max_batch_bytes)?;
+    let chunk = collect_chunk(
+        past.scan(range.clone()),
+        tx.scan(range),
+        opts.max_batch_bytes,
+    )?;
     for (k, v) in &chunk.writes {
         match v {
             Some(v) => tx.put(k, v)?,
@@ -178,7 +185,9 @@ pub(crate) fn restore_to(
 ) -> Result<RestoreReport> {
     let past = Snapshot::new(inner, at)?;
     let opts = RestoreOptions {
-        max_batch_bytes: opts.max_batch_bytes.clamp(1, crate::WriteBatch::MAX_BYTES / 2),
+        max_batch_bytes: opts
+            .max_batch_bytes
+            .clamp(1, crate::WriteBatch::MAX_BYTES / 2),
         ..opts
     };
     let mut report = RestoreReport {
