@@ -63,6 +63,8 @@ pub struct RestoreReport {
     pub puts: u64,
     /// Keys deleted because they did not exist then.
     pub deletes: u64,
+    /// Key ranges redone because a concurrent commit conflicted with them.
+    pub retries: usize,
 }
 
 type Difference = (Bytes, Option<Bytes>);
@@ -196,13 +198,17 @@ pub(crate) fn restore_to(
         commits: 0,
         puts: 0,
         deletes: 0,
+        retries: 0,
     };
     let mut lo = Bound::Unbounded;
     loop {
         let mut attempt = 0;
         let (chunk, version) = loop {
             match restore_chunk(inner, &past, &lo, opts) {
-                Err(Error::Conflict { .. }) if attempt < opts.max_retries => attempt += 1,
+                Err(Error::Conflict { .. }) if attempt < opts.max_retries => {
+                    attempt += 1;
+                    report.retries += 1;
+                }
                 other => break other?,
             }
         };
