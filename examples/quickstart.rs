@@ -151,7 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ms = h.time.duration_since(first)?.as_millis();
         println!("    v{} at +{ms} ms: {}", h.version.get(), show(h.value));
     }
-    let feed = db.changes(red..)?;
+    let feed = db.changes(red..)?.collect::<Result<Vec<_>, _>>()?;
     println!("  change feed since v{}: {} changes", red.get(), feed.len());
     db.close()?;
     Ok(())

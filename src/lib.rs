@@ -23,6 +23,10 @@
 #![warn(missing_docs)]
 
 pub use chronokv_engine::{
+    change_batches, export_schema_with, At, ChangeBatches, ChangeFeed, FeedOptions, FeedPeak,
+    HistoryScan, Received, RestoreOptions, RestoreReport, Subscription,
+};
+pub use chronokv_engine::{
     changes_batch, export_schema, format_duration, history_batch, ArrowBatches, Bytes, Change,
     CompactionStyle, Compression, Db, Durability, Error, HistoryEntry, Isolation, Iter, LevelStats,
     Leveled, Options, RecordBatch, RecoveryMode, Result, Retention, Snapshot, SpaceUsage, Stats,

@@ -79,7 +79,7 @@ fn check(db: &Db, log: &Log, probe: u64) -> Result<(), TestCaseError> {
     let got: Vec<_> = db
         .changes(Version(lo)..Version(hi))
         .unwrap()
-        .into_iter()
+        .map(|c| c.unwrap())
         .map(|c| (c.version.0, c.key.to_vec(), c.value.map(|b| b.to_vec())))
         .collect();
     let expected: Vec<_> = log
@@ -88,7 +88,7 @@ fn check(db: &Db, log: &Log, probe: u64) -> Result<(), TestCaseError> {
         .cloned()
         .collect();
     prop_assert_eq!(got, expected, "changes {}..{}", lo, hi);
-    prop_assert_eq!(db.changes(..).unwrap().len(), log.len());
+    prop_assert_eq!(db.changes(..).unwrap().count(), log.len());
     // A read at an old version.
     let at = probe % (latest + 1);
     let snap = db.snapshot_at(Version(at)).unwrap();

@@ -276,6 +276,7 @@ fn the_change_feed_resumes_after_a_restart_exactly_once() {
             if i % 60 == 59 {
                 // The consumer wakes up, processes everything new, and stores `last`.
                 for c in db.changes(Version(last.0 + 1)..).unwrap() {
+                    let c = c.unwrap();
                     assert!(c.version > last);
                     last = c.version;
                     consumed.push(c);
@@ -286,9 +287,9 @@ fn the_change_feed_resumes_after_a_restart_exactly_once() {
     }
     let db = open(&opts);
     for c in db.changes(Version(last.0 + 1)..).unwrap() {
-        consumed.push(c);
+        consumed.push(c.unwrap());
     }
-    let all = db.changes(..).unwrap();
+    let all: Vec<_> = db.changes(..).unwrap().map(|c| c.unwrap()).collect();
     assert_eq!(consumed, all, "every change once, in order");
     assert!(all.windows(2).all(|w| w[0].version.0 + 1 == w[1].version.0));
     assert_eq!(all.len() as u64, db.latest_version().0);
@@ -297,7 +298,11 @@ fn the_change_feed_resumes_after_a_restart_exactly_once() {
         assert_eq!(c.version, v);
         assert_eq!(c.key, k.as_bytes());
     }
-    let some = db.changes(Version(10)..=Version(20)).unwrap();
+    let some: Vec<_> = db
+        .changes(Version(10)..=Version(20))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
     assert_eq!(some.first().unwrap().version, Version(10));
     assert_eq!(some.len(), 11);
 }

@@ -1,4 +1,4 @@
-//! Reading and writing data: get, put, delete, scan, load, export.
+//! Reading and writing data: get, put, delete, scan, load.
 
 use crate::error::{io_at, CliError, Result};
 use crate::fmt::{self, escape};
@@ -25,13 +25,22 @@ pub struct AtArgs {
 }
 
 impl AtArgs {
-    fn snapshot(&self, db: &Db) -> Result<chronokv::Snapshot> {
-        Ok(match (self.at_version, self.as_of) {
-            (Some(v), _) => db.snapshot_at(chronokv::Version(v))?,
+    /// The state the flags name.
+    pub fn at(&self) -> chronokv::At {
+        match (self.at_version, self.as_of) {
+            (Some(v), _) => chronokv::At::Version(chronokv::Version(v)),
             (None, Some(micros)) => {
-                db.snapshot_as_of(std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros))?
+                chronokv::At::Time(std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros))
             }
-            (None, None) => db.snapshot(),
+            (None, None) => chronokv::At::Latest,
+        }
+    }
+
+    pub fn snapshot(&self, db: &Db) -> Result<chronokv::Snapshot> {
+        Ok(match self.at() {
+            chronokv::At::Version(v) => db.snapshot_at(v)?,
+            chronokv::At::Time(t) => db.snapshot_as_of(t)?,
+            chronokv::At::Latest => db.snapshot(),
         })
     }
 }
@@ -374,59 +383,6 @@ pub fn load(ctx: &Ctx, out: &mut dyn Write, args: &LoadArgs) -> Result<()> {
         writeln!(
             out,
             "loaded {puts} puts and {deletes} deletes; latest version {version}"
-        )?;
-    }
-    Ok(())
-}
-
-pub fn export(ctx: &Ctx, out: &mut dyn Write, path: &Path) -> Result<()> {
-    const ROWS: usize = 8192;
-    let db = ctx.open(false)?;
-    let schema = chronokv::export_schema();
-    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let tmp = path.with_extension("tmp-export");
-    let file = std::fs::File::create(&tmp).map_err(io_at(&tmp))?;
-    let result = (|| -> Result<(u64, chronokv::Version)> {
-        let mut writer =
-            arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &schema)?;
-        let bar = Bar::spinner("exporting");
-        let snapshot = db.snapshot();
-        let mut rows = 0u64;
-        for batch in snapshot.scan_arrow::<&[u8], _>(.., ROWS) {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
-            bar.inc(batch.num_rows() as u64);
-            writer.write(&batch)?;
-        }
-        writer.finish()?;
-        let inner = writer.into_inner()?;
-        let file = inner
-            .into_inner()
-            .map_err(|e| CliError::msg(format!("{}: {}", tmp.display(), e.error())))?;
-        file.sync_all().map_err(io_at(&tmp))?;
-        Ok((rows, snapshot.version()))
-    })();
-    let (rows, version) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&tmp, path).map_err(io_at(path))?;
-    db.close()?;
-    if ctx.json {
-        writeln!(
-            out,
-            "{}",
-            json!({"file": path.display().to_string(), "rows": rows, "version": version.get(), "columns": columns})
-        )?;
-    } else {
-        writeln!(
-            out,
-            "exported {rows} live keys as of {version} to {} (columns {})",
-            path.display(),
-            columns.join(", ")
         )?;
     }
     Ok(())

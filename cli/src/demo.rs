@@ -251,7 +251,7 @@ fn time_travel(
             shown(h.value.as_deref())
         )?;
     }
-    let changes = db.changes(ada..)?;
+    let changes = db.changes(ada..)?.collect::<chronokv::Result<Vec<_>>>()?;
     let deletes = changes.iter().filter(|c| c.value.is_none()).count();
     writeln!(
         out,

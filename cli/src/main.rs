@@ -9,6 +9,8 @@ mod data;
 mod demo;
 mod dump;
 mod error;
+mod export;
+mod feed;
 mod fmt;
 mod inspect;
 mod progress;
@@ -134,12 +136,19 @@ enum Command {
         #[command(subcommand)]
         command: admin::BackupCommand,
     },
-    /// Export the live contents as an Arrow IPC file (columns key, value, version).
-    Export {
-        /// The Arrow IPC file to write.
-        #[arg(long, value_name = "FILE")]
-        arrow: PathBuf,
-    },
+    /// Export as an Arrow IPC file (columns key, value, version, time, deleted): the live
+    /// contents now or at --at-version/--as-of, every retained version (--history) or the
+    /// change feed (--changes --since V); --prefix narrows any of them. The schema
+    /// metadata holds the store version (chronokv.version) and the kind (chronokv.export).
+    Export(export::ExportArgs),
+    /// Print the change feed: every put and delete from --since on, in version order, one
+    /// per line (version, time, put/delete, key, value; JSON lines with --json).
+    Changes(feed::ChangesArgs),
+    /// Make the present equal to a past state (--at-version V or --as-of TIME) with new
+    /// commits: puts for keys that differ, deletes for keys that did not exist then. The
+    /// history in between stays readable. One atomic commit when the writes fit 64 MiB;
+    /// a larger restore commits key range after key range.
+    RestoreTo(feed::RestoreArgs),
     /// Bulk-load key/value pairs from CSV or JSON lines, or generate them (creates the
     /// store if missing).
     Load(data::LoadArgs),
@@ -243,7 +252,9 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Checkpoint { dir } => admin::checkpoint(&ctx, out, &dir),
         Command::Retention { command } => retention::retention(&ctx, out, command),
         Command::Backup { command } => admin::backup(&ctx, out, command),
-        Command::Export { arrow } => data::export(&ctx, out, &arrow),
+        Command::Export(args) => export::export(&ctx, out, &args),
+        Command::Changes(args) => feed::changes(&ctx, out, &args),
+        Command::RestoreTo(args) => feed::restore_to(&ctx, out, &args),
         Command::Load(args) => data::load(&ctx, out, &args),
         Command::Demo { path } => demo::demo(&ctx, out, &path),
     }

@@ -382,7 +382,7 @@ fn export_writes_an_arrow_file_of_the_live_keys_with_versions() {
     let out = ok(d, &["--db", "db", "export", "--arrow", "out.arrow"]);
     assert_eq!(
         out,
-        "exported 19 live keys as of v30 to out.arrow (columns key, value, version, time)\n"
+        "exported 19 live keys as of v30 to out.arrow (columns key, value, version, time, deleted)\n"
     );
     let file = std::fs::File::open(d.join("out.arrow")).unwrap();
     let reader = arrow_ipc::reader::FileReader::try_new(file, None).unwrap();
@@ -392,7 +392,14 @@ fn export_writes_an_arrow_file_of_the_live_keys_with_versions() {
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    assert_eq!(names, vec!["key", "value", "version", "time"]);
+    assert_eq!(names, vec!["key", "value", "version", "time", "deleted"]);
+    // The store's version and what was exported, in the schema metadata.
+    let meta = reader.schema().metadata().clone();
+    assert_eq!(meta.get("chronokv.version").map(String::as_str), Some("30"));
+    assert_eq!(
+        meta.get("chronokv.export").map(String::as_str),
+        Some("state")
+    );
     let mut rows = Vec::new();
     let mut times = Vec::new();
     for batch in reader {

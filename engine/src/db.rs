@@ -3,11 +3,13 @@
 use crate::batch::WriteBatch;
 use crate::commit;
 use crate::error::{Error, Result};
-use crate::history::{self, At, Change, HistoryEntry, Snapshot};
+use crate::feed::{self, ChangeFeed, FeedOptions, Subscription};
+use crate::history::{self, At, HistoryEntry, HistoryScan, Snapshot};
 use crate::inner::Inner;
 use crate::options::{Durability, Options};
 use crate::read::{owned_bounds, prefix_bounds, range_iter, Iter};
 use crate::recovery;
+use crate::restore::{self, RestoreOptions, RestoreReport};
 use crate::stats::{LevelStats, SpaceUsage, Stats};
 use crate::txn::{self, Transaction, TransactionOptions};
 use arrow_array::RecordBatch;
@@ -204,26 +206,79 @@ impl Db {
         history::history(&self.inner, key.as_ref())
     }
 
-    /// The change feed: every put and delete committed in `versions`, in version order.
-    /// A consumer that stores the last version it processed resumes with
-    /// `changes(last + 1..)` (after a restart too) and sees each change exactly once. The
-    /// start must lie within the retained history ([`Error::VersionNotRetained`]
-    /// otherwise); an unbounded start means the oldest retained version. Reads every run
-    /// whose versions overlap the range, and holds the result in memory.
-    pub fn changes(&self, versions: impl RangeBounds<Version>) -> Result<Vec<Change>> {
-        history::changes(&self.inner, versions)
+    /// The change feed: every put and delete committed in `versions`, in version order
+    /// (a batch's entries have consecutive versions), as a stream. A consumer that stores the
+    /// last version it processed resumes with `changes(last + 1..)` (after a restart too)
+    /// and sees each change exactly once. The start must lie within the retained history
+    /// ([`Error::VersionNotRetained`] otherwise); an unbounded start means the oldest
+    /// retained version, an unbounded end the latest version when the call is made.
+    ///
+    /// Bounded memory: it reads in windows of versions (see [`crate::FeedOptions`]; the
+    /// defaults hold at most 65,536 changes and 16 MiB at once), and keeps from compaction
+    /// only the versions it has not read yet, until it is dropped.
+    pub fn changes(&self, versions: impl RangeBounds<Version>) -> Result<ChangeFeed> {
+        feed::changes(&self.inner, versions, FeedOptions::default())
     }
 
-    /// [`Db::history`] as one Arrow batch (columns key, value, version, time; see
+    /// [`Db::changes`] with chosen window bounds.
+    pub fn changes_with(
+        &self,
+        versions: impl RangeBounds<Version>,
+        options: FeedOptions,
+    ) -> Result<ChangeFeed> {
+        feed::changes(&self.inner, versions, options)
+    }
+
+    /// Every change from version `from` on, including those committed later by any thread:
+    /// a blocking iterator (see [`Subscription`]) that yields each change once, in version
+    /// order, and ends when the store closes. `from` may be the next version
+    /// (`latest_version() + 1`) to follow only new commits; an older one must lie within the
+    /// retained history.
+    pub fn subscribe(&self, from: Version) -> Result<Subscription> {
+        feed::subscribe(&self.inner, from, FeedOptions::default())
+    }
+
+    /// [`Db::subscribe`] with chosen window bounds.
+    pub fn subscribe_with(&self, from: Version, options: FeedOptions) -> Result<Subscription> {
+        feed::subscribe(&self.inner, from, options)
+    }
+
+    /// Makes the present equal to the state `at` names (a version or a time), with new
+    /// commits: puts for keys whose value differs, deletes for keys that did not exist then.
+    /// The history in between stays readable. Returns the version of the restore's last
+    /// commit (the latest version if nothing differed). Atomic when its writes fit one batch
+    /// of [`RestoreOptions::max_batch_bytes`] (64 MiB by default); a larger restore commits
+    /// key range after key range (see [`Db::restore_to_with`]).
+    pub fn restore_to(&self, at: At) -> Result<Version> {
+        Ok(self.restore_to_with(at, RestoreOptions::default())?.version)
+    }
+
+    /// [`Db::restore_to`] with a chosen batch bound, reporting what it wrote. Each commit is
+    /// a serializable transaction over a key range, redone if a concurrent commit touched
+    /// that range; between two commits a reader sees the keys below the boundary restored
+    /// and those above it as they were.
+    pub fn restore_to_with(&self, at: At, options: RestoreOptions) -> Result<RestoreReport> {
+        restore::restore_to(&self.inner, at, options)
+    }
+
+    /// Every retained version of every key in `range`: key order, newest version first
+    /// within a key (what [`Db::history`] gives for one key), streamed.
+    pub fn history_scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<HistoryScan> {
+        let (lo, hi) = owned_bounds(&range);
+        history::history_scan(&self.inner, lo, hi)
+    }
+
+    /// [`Db::history`] as one Arrow batch (columns key, value, version, time, deleted; see
     /// [`crate::export_schema`]).
     pub fn history_arrow(&self, key: impl AsRef<[u8]>) -> Result<RecordBatch> {
         let key = key.as_ref();
         crate::export::history_batch(key, &self.history(key)?)
     }
 
-    /// [`Db::changes`] as one Arrow batch, in version order.
+    /// [`Db::changes`] as one Arrow batch, in version order (collects the range).
     pub fn changes_arrow(&self, versions: impl RangeBounds<Version>) -> Result<RecordBatch> {
-        crate::export::changes_batch(&self.changes(versions)?)
+        let changes = self.changes(versions)?.collect::<Result<Vec<_>>>()?;
+        crate::export::changes_batch(&changes)
     }
 
     /// Writes the memtable to a run and waits until every sealed memtable is flushed.
@@ -365,6 +420,8 @@ impl Db {
                 Err(_) => Ok(()),
             }
         };
+        // Subscribers end: they check `closed` under the WAL lock, set above.
+        self.inner.writer().signal_closed();
         let background = self.inner.background();
         background.cancel();
         {

@@ -2,14 +2,20 @@
 //! analytics tools (pandas, polars, DuckDB) read the store without copying code.
 //!
 //! Every batch has the schema of [`export_schema`]: `key` (binary), `value` (binary, null
-//! for a delete), `version` (uint64) and `time` (timestamp, µs, UTC: the commit time).
+//! for a delete), `version` (uint64), `time` (timestamp, µs, UTC: the commit time) and
+//! `deleted` (bool: the row is a delete; always false in a scan of a state). Files written
+//! by `chronokv export` also carry the store's version in the schema metadata
+//! ([`export_schema_with`]).
 
 use crate::error::{Error, Result};
 use crate::history::{Change, HistoryEntry, Snapshot};
-use arrow_array::builder::{BinaryBuilder, TimestampMicrosecondBuilder, UInt64Builder};
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chronokv_snapshot::{Entry, VisibleEntries};
+use std::collections::HashMap;
 use std::ops::RangeBounds;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -28,9 +34,17 @@ pub fn export_schema() -> SchemaRef {
                     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                     false,
                 ),
+                Field::new("deleted", DataType::Boolean, false),
             ]))
         })
         .clone()
+}
+
+/// [`export_schema`] with `metadata` (for example `chronokv.version`, the store's version
+/// an export was taken at) in the schema, as export files carry it. Batches of
+/// [`export_schema`] convert with `RecordBatch::with_schema`.
+pub fn export_schema_with(metadata: HashMap<String, String>) -> SchemaRef {
+    Arc::new(export_schema().as_ref().clone().with_metadata(metadata))
 }
 
 /// Builds one batch row by row.
@@ -39,6 +53,7 @@ struct Rows {
     values: BinaryBuilder,
     versions: UInt64Builder,
     times: TimestampMicrosecondBuilder,
+    deleted: BooleanBuilder,
     len: usize,
 }
 
@@ -49,6 +64,7 @@ impl Rows {
             values: BinaryBuilder::new(),
             versions: UInt64Builder::new(),
             times: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            deleted: BooleanBuilder::new(),
             len: 0,
         }
     }
@@ -59,6 +75,7 @@ impl Rows {
         self.versions.append_value(version);
         self.times
             .append_value(i64::try_from(micros).unwrap_or(i64::MAX));
+        self.deleted.append_value(value.is_none());
         self.len += 1;
     }
 
@@ -68,6 +85,7 @@ impl Rows {
             Arc::new(self.values.finish()),
             Arc::new(self.versions.finish()),
             Arc::new(self.times.finish()),
+            Arc::new(self.deleted.finish()),
         ];
         RecordBatch::try_new(export_schema(), cols)
             .map_err(|e| Error::InvalidArgument(format!("arrow export: {e}")))
@@ -150,4 +168,52 @@ pub fn changes_batch(changes: &[Change]) -> Result<RecordBatch> {
         rows.push(&c.key, c.value.as_deref(), c.version.0, micros(c.time));
     }
     rows.finish()
+}
+
+/// Changes (from [`crate::Db::changes`], a subscription, or history rows made into
+/// changes) as Arrow batches of at most `batch_rows` rows, streamed. An error ends it.
+pub struct ChangeBatches<I> {
+    changes: I,
+    batch_rows: usize,
+    done: bool,
+}
+
+/// [`ChangeBatches`] over `changes`.
+pub fn change_batches<I>(changes: I, batch_rows: usize) -> ChangeBatches<I>
+where
+    I: Iterator<Item = Result<Change>>,
+{
+    ChangeBatches {
+        changes,
+        batch_rows: batch_rows.max(1),
+        done: false,
+    }
+}
+
+impl<I> Iterator for ChangeBatches<I>
+where
+    I: Iterator<Item = Result<Change>>,
+{
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut rows = Rows::new();
+        while rows.len < self.batch_rows {
+            match self.changes.next() {
+                Some(Ok(c)) => rows.push(&c.key, c.value.as_deref(), c.version.0, micros(c.time)),
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                None => {
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        (rows.len > 0).then(|| rows.finish())
+    }
 }

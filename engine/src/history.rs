@@ -53,11 +53,14 @@ pub fn time_of_micros(micros: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(micros)
 }
 
-/// Which state a new snapshot reads.
-#[derive(Debug, Clone, Copy)]
+/// Which state to read (a snapshot) or restore to ([`crate::Db::restore_to`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {
+    /// The latest committed state.
     Latest,
+    /// The state right after the commit of this version.
     Version(Version),
+    /// The state with every commit made at or before this time.
     Time(SystemTime),
 }
 
@@ -174,7 +177,10 @@ impl Inner {
 
     /// Registers a history floor at the horizon (or at `from`, which must not be older) and
     /// returns it with the visible version.
-    fn register_floor(self: &Arc<Self>, from: Option<Version>) -> Result<(Floor, Version)> {
+    pub(crate) fn register_floor(
+        self: &Arc<Self>,
+        from: Option<Version>,
+    ) -> Result<(Floor, Version)> {
         let mut readers = self.readers();
         let visible = self.snapshot_version();
         let horizon = self.advance_horizon(&mut readers);
@@ -197,9 +203,28 @@ impl Inner {
 }
 
 /// Keeps every version `>= at` from compaction while a history read runs.
-struct Floor {
+pub(crate) struct Floor {
     inner: Arc<Inner>,
     at: Version,
+}
+
+impl Floor {
+    /// The oldest version kept.
+    pub(crate) fn at(&self) -> Version {
+        self.at
+    }
+
+    /// Moves the floor up to `to` (a reader done with the versions below it), so compaction
+    /// may drop them. Never moves it down.
+    pub(crate) fn advance(&mut self, to: Version) {
+        if to <= self.at {
+            return;
+        }
+        let mut readers = self.inner.readers();
+        readers.registry.add_floor(to);
+        readers.registry.remove_floor(self.at);
+        self.at = to;
+    }
 }
 
 impl Drop for Floor {
@@ -348,38 +373,69 @@ pub fn history(inner: &Arc<Inner>, key: &[u8]) -> Result<Vec<HistoryEntry>> {
     Ok(out)
 }
 
-/// Every put and delete committed in `range` (of versions), in version order.
-pub fn changes(inner: &Arc<Inner>, range: impl RangeBounds<Version>) -> Result<Vec<Change>> {
-    let since = match range.start_bound() {
-        Bound::Included(v) => Some(*v),
-        Bound::Excluded(v) => Some(Version(v.0.saturating_add(1))),
-        Bound::Unbounded => None,
+/// Every retained version of every key in `lo..hi`: key order, newest version first within
+/// a key, filtered by the same rules as [`history`]. Streams (one merge over the range);
+/// the floor it holds keeps what it has not read yet.
+pub struct HistoryScan {
+    entries: GcFilter<Box<dyn Iterator<Item = Result<Entry>> + Send>>,
+    visible: Version,
+    _floor: Floor,
+}
+
+impl HistoryScan {
+    /// The latest version when the scan began: it reads the history up to it.
+    pub fn version(&self) -> Version {
+        self.visible
+    }
+}
+
+impl Iterator for HistoryScan {
+    type Item = Result<(Bytes, HistoryEntry)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.entries.next()?.map(|e| {
+            let h = HistoryEntry {
+                version: e.version,
+                time: time_of_micros(e.time),
+                value: value_of(&e),
+            };
+            (e.key, h)
+        }))
+    }
+}
+
+pub(crate) fn history_scan(
+    inner: &Arc<Inner>,
+    lo: Bound<Bytes>,
+    hi: Bound<Bytes>,
+) -> Result<HistoryScan> {
+    let (floor, visible) = inner.register_floor(None)?;
+    let view = inner.current_view();
+    let sources = if is_empty_range(&lo, &hi) {
+        Vec::new()
+    } else {
+        view.sources(&lo, &hi)
     };
-    let (floor, visible) = inner.register_floor(since)?;
-    let since = floor.at;
-    let until = match range.end_bound() {
-        Bound::Included(v) => v.0.saturating_add(1),
-        Bound::Excluded(v) => v.0,
-        Bound::Unbounded => u64::MAX,
+    // The sources borrow nothing from the view but its runs, which they hold themselves;
+    // the view goes with them.
+    let versions = Merge::forward(sources).filter(move |r| match r {
+        Ok(e) => e.version <= visible,
+        Err(_) => true,
+    });
+    let versions: Box<dyn Iterator<Item = Result<Entry>> + Send> = Box::new(versions);
+    let rules = inner.readers().retention.history_rules(floor.at);
+    Ok(HistoryScan {
+        entries: GcFilter::new(versions, &rules, true),
+        visible,
+        _floor: floor,
+    })
+}
+
+pub(crate) fn change_of(e: Entry) -> Change {
+    Change {
+        version: e.version,
+        time: time_of_micros(e.time),
+        value: value_of(&e),
+        key: e.key,
     }
-    .min(visible.0.saturating_add(1));
-    let mut out = Vec::new();
-    if since.0 < until {
-        let view = inner.current_view();
-        let sources = view.version_sources(since, Version(until - 1));
-        for e in Merge::forward(sources) {
-            let e = e?;
-            if e.version >= since && e.version.0 < until {
-                out.push(Change {
-                    version: e.version,
-                    time: time_of_micros(e.time),
-                    value: value_of(&e),
-                    key: e.key,
-                });
-            }
-        }
-    }
-    drop(floor);
-    out.sort_by_key(|c| c.version);
-    Ok(out)
 }

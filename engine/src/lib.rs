@@ -21,6 +21,7 @@ mod compactor;
 mod db;
 mod error;
 mod export;
+mod feed;
 mod files;
 mod health;
 mod history;
@@ -34,6 +35,7 @@ mod options;
 mod queue;
 mod read;
 mod recovery;
+mod restore;
 mod retention;
 mod stall;
 mod stats;
@@ -52,13 +54,18 @@ pub use checkpoint::CheckpointInfo;
 pub use chronokv_snapshot::Version;
 pub use db::Db;
 pub use error::{Error, Result};
-pub use export::{changes_batch, export_schema, history_batch, ArrowBatches};
-pub use history::{Change, HistoryEntry, Snapshot};
+pub use export::{
+    change_batches, changes_batch, export_schema, export_schema_with, history_batch, ArrowBatches,
+    ChangeBatches,
+};
+pub use feed::{ChangeFeed, FeedOptions, FeedPeak, Received, Subscription};
+pub use history::{At, Change, HistoryEntry, HistoryScan, Snapshot};
 pub use inspect::RunInfo;
 pub use options::{
     CompactionStyle, Compression, Durability, Leveled, Options, RecoveryMode, Tiered,
 };
 pub use read::Iter;
+pub use restore::{RestoreOptions, RestoreReport};
 pub use retention::{format_duration, Retention};
 pub use stats::{LevelStats, SpaceUsage, Stats};
 pub use txn::{Isolation, Transaction, TransactionIter, TransactionOptions};

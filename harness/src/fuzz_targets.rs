@@ -171,7 +171,7 @@ pub fn backup_meta(data: &[u8]) {
             break;
         }
     }
-    let _ = db.changes(..);
+    let _ = db.changes(..).map(|feed| feed.count());
     let _ = db.snapshot_at(Version(db.latest_version().0 / 2));
     let _ = db.oldest_readable_version();
 }

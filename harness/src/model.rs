@@ -815,17 +815,18 @@ fn scan_of(db_or_snap: Iter, model: Vec<(Bytes, Bytes)>, w: Walk) -> (Res, Res) 
     (walk_iter(db_or_snap, w), walk_list(model, w))
 }
 
-fn changes_res(r: Result<Vec<chronokv::Change>, Error>) -> Res {
-    r.map_or_else(
-        |e| res_err(&e),
-        |c| {
-            Res::Changes(
-                c.into_iter()
-                    .map(|c| (c.version.0, c.key, c.value))
-                    .collect(),
-            )
-        },
-    )
+fn changes_res(r: Result<chronokv::ChangeFeed, Error>) -> Res {
+    r.and_then(|feed| feed.collect::<Result<Vec<_>, _>>())
+        .map_or_else(
+            |e| res_err(&e),
+            |c| {
+                Res::Changes(
+                    c.into_iter()
+                        .map(|c| (c.version.0, c.key, c.value))
+                        .collect(),
+                )
+            },
+        )
 }
 
 /// A read through a snapshot.
