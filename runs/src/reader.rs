@@ -218,8 +218,7 @@ impl RunReader {
                     if b.key(row) != key {
                         return Ok(None);
                     }
-                    let value = Bytes::copy_from_slice(b.values.value(row));
-                    return Ok(Some((b.version(row), b.kind(row), value)));
+                    return Ok(Some((b.version(row), b.kind(row), b.value_bytes(row))));
                 }
             }
             i += 1;
@@ -409,7 +408,13 @@ impl RunIter {
         }
         let ord = if forward { *front } else { *back - 1 };
         let slot = if forward { front_block } else { back_block };
-        let bi = run.block_of(ord);
+        // The block in hand usually holds `ord` (cursors move one entry at a time), so
+        // the search over block starts runs only when a cursor crosses into another block.
+        let holds = |i: usize| run.starts[i] <= ord && ord < run.starts[i + 1];
+        let bi = match slot.as_ref() {
+            Some((i, _)) if holds(*i) => *i,
+            _ => run.block_of(ord),
+        };
         if slot.as_ref().is_none_or(|(i, _)| *i != bi) {
             *slot = Some((bi, run.block(bi)?));
         }
@@ -418,11 +423,11 @@ impl RunIter {
         };
         let row = (ord - run.starts[bi]) as usize;
         let entry = Entry {
-            key: Bytes::copy_from_slice(b.key(row)),
+            key: b.key_bytes(row),
             version: b.version(row),
             time: b.time(row),
             kind: b.kind(row),
-            value: Bytes::copy_from_slice(b.values.value(row)),
+            value: b.value_bytes(row),
         };
         if forward {
             *front += 1;
