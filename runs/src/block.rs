@@ -8,6 +8,7 @@
 use crate::error::Error;
 use crate::framing::schema;
 use crate::index::IndexEntry;
+use crate::prefix::KeyWords;
 use arrow_array::{
     Array, BinaryArray, RecordBatch, TimestampMicrosecondArray, UInt64Array, UInt8Array,
 };
@@ -48,6 +49,8 @@ pub struct DecodedBlock {
     key_data: Bytes,
     /// The value column's data buffer, likewise.
     value_data: Bytes,
+    /// The keys' search words (built once the block is checked).
+    words: KeyWords,
 }
 
 impl DecodedBlock {
@@ -88,14 +91,14 @@ impl DecodedBlock {
 
     /// The first row whose (key, version) is not before `(key, version)` in internal order.
     pub fn lower_bound(&self, key: &[u8], version: Version) -> usize {
-        partition_point(self.len(), |i| {
+        self.words.partition(self.words.probe(key), |i| {
             internal_cmp(self.key(i), self.version(i), key, version) == Ordering::Less
         })
     }
 
     /// The first row whose key is `>= key` (`inclusive`) or `> key` (not inclusive).
     pub fn key_bound(&self, key: &[u8], inclusive: bool) -> usize {
-        partition_point(self.len(), |i| {
+        self.words.partition(self.words.probe(key), |i| {
             if inclusive {
                 self.key(i) < key
             } else {
@@ -115,6 +118,7 @@ impl DecodedBlock {
             + self.kinds.values().inner().len()
             + binary(&self.values)
             + self.times.values().inner().len()
+            + self.words.bytes()
             + 512) as u64
     }
 }
@@ -125,19 +129,6 @@ fn slice_of(data: &Bytes, array: &BinaryArray, i: usize) -> Bytes {
     // Offsets were validated at decode (non-negative, ascending, within the buffer).
     let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
     data.slice(start..end)
-}
-
-fn partition_point(n: usize, mut pred: impl FnMut(usize) -> bool) -> usize {
-    let (mut lo, mut hi) = (0, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
 }
 
 /// Checks and decodes block `entry` of the file mapped as `file`. `first_key`/`last_key` are
@@ -174,8 +165,10 @@ pub fn decode(
     .map_err(|_| corrupt("arrow decoder panicked".into()))?
     .map_err(|e| corrupt(format!("arrow decode: {e}")))?
     .ok_or_else(|| corrupt("message is not a record batch".into()))?;
-    let b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
+    let mut b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
     check(&b, entry, first_key, last_key).map_err(corrupt)?;
+    // Checked: at least one row, strictly ascending, so the words are ordered too.
+    b.words = KeyWords::new(first_key, last_key, (0..b.len()).map(|i| b.key(i)));
     Ok(b)
 }
 
@@ -262,6 +255,7 @@ fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
     Some(DecodedBlock {
         key_data: shared(&keys),
         value_data: shared(&values),
+        words: KeyWords::default(),
         keys,
         versions: c[1].as_any().downcast_ref::<UInt64Array>()?.clone(),
         kinds: c[2].as_any().downcast_ref::<UInt8Array>()?.clone(),

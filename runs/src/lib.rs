@@ -21,6 +21,7 @@ mod error;
 pub mod framing;
 mod index;
 mod inspect;
+mod prefix;
 mod reader;
 mod writer;
 

@@ -11,6 +11,7 @@ use crate::cache::BlockCache;
 use crate::error::Error;
 use crate::framing::{Tail, LEADING_MAGIC, TAIL_LEN, TRAILING_MAGIC};
 use crate::index::{self, Private};
+use crate::prefix::KeyWords;
 use crate::writer::RunMeta;
 use arrow_buffer::Buffer;
 use chronokv_snapshot::{internal_cmp, Bytes, Entry, Kind, Version};
@@ -30,6 +31,8 @@ pub struct RunReader {
     private: Private,
     /// Ordinal of the first entry of each block, plus the total at the end.
     starts: Vec<u64>,
+    /// Search words of the blocks' last keys (for `block_for`).
+    last_words: KeyWords,
     meta: RunMeta,
 }
 
@@ -124,6 +127,11 @@ impl RunReader {
             min_version: Version(private.min_version),
             max_version: Version(private.max_version),
         };
+        let last_words = KeyWords::new(
+            &meta.min_key,
+            &meta.max_key,
+            private.entries.iter().map(|e| private.key(e.last_key)),
+        );
         let ptr = NonNull::new(bytes.as_ptr() as *mut u8).ok_or_else(|| corrupt(0, "null map"))?;
         let owner: Arc<dyn arrow_buffer::alloc::Allocation> = Arc::new(MapOwner(map.clone()));
         // SAFETY: `ptr` points to `len` readable bytes owned by `map`, which `owner` keeps
@@ -136,6 +144,7 @@ impl RunReader {
             file,
             private,
             starts,
+            last_words,
             meta,
         }))
     }
@@ -182,8 +191,9 @@ impl RunReader {
 
     /// The first block whose last key is `>= key` (`inclusive`) or `> key`.
     fn block_for(&self, key: &[u8], inclusive: bool) -> usize {
-        self.private.entries.partition_point(|e| {
-            let last = self.private.key(e.last_key);
+        let probe = self.last_words.probe(key);
+        self.last_words.partition(probe, |i| {
+            let last = self.private.key(self.private.entries[i].last_key);
             if inclusive {
                 last < key
             } else {
