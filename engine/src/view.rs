@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use bytes::Bytes;
 use chronokv_compaction::{Levels, RunInfo};
-use chronokv_runs::{BlockCache, RunReader};
+use chronokv_runs::{BlockCache, KeyHash, RunReader};
 use chronokv_snapshot::{Kind, Source, Version};
 use chronokv_vfs::Vfs;
 use std::ops::Bound;
@@ -200,9 +200,12 @@ impl View {
                 return Ok((kind == Kind::Put).then_some(value));
             }
         }
+        // Hashed once for every run's bloom filter, and only if some run may hold the key.
+        let mut hash = None;
         for level in &self.levels {
             for run in level.candidates(key) {
-                if let Some((_, kind, value)) = run.reader.get(key, snapshot)? {
+                let hash = hash.get_or_insert_with(|| KeyHash::new(key));
+                if let Some((_, kind, value)) = run.reader.get_hashed(key, hash, snapshot)? {
                     return Ok((kind == Kind::Put).then_some(value));
                 }
             }

@@ -16,6 +16,7 @@
 //! All file I/O goes through [`chronokv_vfs::Vfs`].
 
 mod block;
+mod bloom;
 mod cache;
 mod error;
 pub mod framing;
@@ -25,6 +26,7 @@ mod prefix;
 mod reader;
 mod writer;
 
+pub use bloom::KeyHash;
 pub use cache::BlockCache;
 pub use error::Error;
 pub use inspect::{BlockInfo, RunLayout};

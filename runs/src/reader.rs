@@ -7,6 +7,7 @@
 //! loaded, then kept decoded in the shared [`BlockCache`].
 
 use crate::block::{self, DecodedBlock};
+use crate::bloom::{Filter, KeyHash};
 use crate::cache::BlockCache;
 use crate::error::Error;
 use crate::framing::{Tail, LEADING_MAGIC, TAIL_LEN, TRAILING_MAGIC};
@@ -33,6 +34,8 @@ pub struct RunReader {
     starts: Vec<u64>,
     /// Search words of the blocks' last keys (for `block_for`).
     last_words: KeyWords,
+    /// How the bloom filter is probed.
+    filter: Filter,
     meta: RunMeta,
 }
 
@@ -142,9 +145,10 @@ impl RunReader {
             id,
             cache,
             file,
-            private,
             starts,
             last_words,
+            filter: Filter::new(&private.bloom),
+            private,
             meta,
         }))
     }
@@ -208,10 +212,21 @@ impl RunReader {
         key: &[u8],
         snapshot: Version,
     ) -> Result<Option<(Version, Kind, Bytes)>, Error> {
+        self.get_hashed(key, &KeyHash::new(key), snapshot)
+    }
+
+    /// [`RunReader::get`] with the key's bloom hashes already computed (`hash` must be
+    /// `KeyHash::new(key)`), so a read that consults several runs hashes the key once.
+    pub fn get_hashed(
+        &self,
+        key: &[u8],
+        hash: &KeyHash,
+        snapshot: Version,
+    ) -> Result<Option<(Version, Kind, Bytes)>, Error> {
         if key < self.meta.min_key.as_slice()
             || key > self.meta.max_key.as_slice()
             || self.meta.min_version > snapshot
-            || !self.private.bloom.check(&index::fingerprint(key))
+            || !self.filter.check(&self.private.bloom, hash)
         {
             return Ok(None);
         }
