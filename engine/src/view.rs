@@ -127,17 +127,15 @@ impl Level {
         }
     }
 
-    /// The runs that may hold `key`, in the order they must be consulted.
-    fn candidates<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = &'a Arc<LiveRun>> + 'a {
-        let (start, end) = if self.disjoint {
+    /// The runs that may hold `key`, in the order they must be consulted. Whether the key
+    /// is inside a run's key range is left to `RunReader::get`, which checks it first.
+    fn candidates(&self, key: &[u8]) -> &[Arc<LiveRun>] {
+        if self.disjoint {
             let i = self.runs.partition_point(|r| r.max_key() < key);
-            (i, (i + 1).min(self.runs.len()))
+            &self.runs[i..(i + 1).min(self.runs.len())]
         } else {
-            (0, self.runs.len())
-        };
-        self.runs[start..end]
-            .iter()
-            .filter(move |r| r.min_key() <= key && key <= r.max_key())
+            &self.runs
+        }
     }
 }
 
@@ -228,7 +226,8 @@ impl View {
         hi: &Bound<Bytes>,
         snapshot: Option<Version>,
     ) -> Vec<Source<Error>> {
-        let mut out: Vec<Source<Error>> = Vec::with_capacity(1 + self.immutables.len());
+        let runs = self.levels.iter().map(|l| l.runs.len()).sum::<usize>();
+        let mut out: Vec<Source<Error>> = Vec::with_capacity(1 + self.immutables.len() + runs);
         for mem in self.memtables() {
             out.push(Box::new(
                 mem.range_at(lo.clone(), hi.clone(), snapshot).map(Ok),
