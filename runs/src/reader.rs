@@ -418,13 +418,14 @@ impl RunIter {
 
     fn step(&mut self, forward: bool) -> Result<Option<Entry>, Error> {
         self.start()?;
-        let run = self.run.clone();
+        // Borrowed apart (no Arc clone per step).
+        let RunIter { run, state, .. } = self;
         let State::Active {
             front,
             back,
             front_block,
             back_block,
-        } = &mut self.state
+        } = state
         else {
             return Ok(None);
         };
