@@ -89,7 +89,13 @@ mod tests {
 
     #[test]
     fn shared_hashes_answer_exactly_as_the_crate() {
-        for (n, fp) in [(1usize, 0.01), (37, 0.01), (1000, 0.01), (5000, 0.1), (300, 0.0001)] {
+        for (n, fp) in [
+            (1usize, 0.01),
+            (37, 0.01),
+            (1000, 0.01),
+            (5000, 0.1),
+            (300, 0.0001),
+        ] {
             let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("key{i:06}").into_bytes()).collect();
             let fps: Vec<u64> = keys.iter().map(|k| fingerprint(k)).collect();
             let bloom = build_bloom(&fps, fp).unwrap();
@@ -99,7 +105,11 @@ mod tests {
             for i in 0..20_000usize {
                 let key = format!("key{:06}", i % (2 * n + 50)).into_bytes();
                 let want = bloom.check(&fingerprint(&key));
-                assert_eq!(filter.check(&bloom, &KeyHash::new(&key)), want, "{n} {fp} {i}");
+                assert_eq!(
+                    filter.check(&bloom, &KeyHash::new(&key)),
+                    want,
+                    "{n} {fp} {i}"
+                );
                 if want {
                     yes += 1;
                 } else {

@@ -129,12 +129,19 @@ mod tests {
 
     #[test]
     fn words_skip_the_common_prefix() {
-        let keys: [&[u8]; 3] = [b"k000000000123450", b"k000000000123460", b"k000000000125000"];
+        let keys: [&[u8]; 3] = [
+            b"k000000000123450",
+            b"k000000000123460",
+            b"k000000000125000",
+        ];
         let w = KeyWords::new(keys[0], keys[2], keys.iter().copied());
         assert_eq!(&*w.common, b"k00000000012");
         assert_eq!(w.probe(b"k00000000011"), Probe::Before);
         assert_eq!(w.probe(b"k00"), Probe::Before);
         assert_eq!(w.probe(b"k1"), Probe::After);
-        assert_eq!(w.probe(b"k000000000123460"), Probe::Word(u64::from_be_bytes(*b"3460\0\0\0\0")));
+        assert_eq!(
+            w.probe(b"k000000000123460"),
+            Probe::Word(u64::from_be_bytes(*b"3460\0\0\0\0"))
+        );
     }
 }

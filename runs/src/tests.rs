@@ -331,7 +331,13 @@ fn values_share_the_cached_block_and_outlive_its_eviction() {
     for compression in [Compression::None, Compression::Zstd { level: 1 }] {
         let (fs, path) = fs();
         let rows: Vec<Row> = (0..200)
-            .map(|i| put(&format!("k{i:03}"), 1, &format!("value-{i}-{}", "x".repeat(i % 7))))
+            .map(|i| {
+                put(
+                    &format!("k{i:03}"),
+                    1,
+                    &format!("value-{i}-{}", "x".repeat(i % 7)),
+                )
+            })
             .collect();
         let opts = RunWriterOptions {
             compression,

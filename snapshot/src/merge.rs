@@ -136,7 +136,8 @@ impl<E> Merge<E> {
         // Older sources' copies of the same (key, version) are equal to `out` in order, so
         // they surface at the top right after it; drop them.
         while let Some(&top) = self.heap.first() {
-            let dup = matches!(&self.heads[top], Some(h) if h.version == out.version && h.key == out.key);
+            let dup =
+                matches!(&self.heads[top], Some(h) if h.version == out.version && h.key == out.key);
             if !dup {
                 break;
             }

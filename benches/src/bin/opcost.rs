@@ -103,7 +103,7 @@ fn measured(
     ops: u64,
     values: &Values,
 ) -> BenchResult<(u64, u64)> {
-    let mut rng = Rng::new(0x0bc0_57);
+    let mut rng = Rng::new(0x000b_c057);
     let mut items = 0u64;
     for _ in 0..ops {
         items += match op {
