@@ -168,7 +168,12 @@ pub fn decode(
     let mut b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
     check(&b, entry, first_key, last_key).map_err(corrupt)?;
     // Checked: at least one row, strictly ascending, so the words are ordered too.
-    b.words = KeyWords::new(first_key, last_key, (0..b.len()).map(|i| b.key(i)));
+    b.words = KeyWords::of_column(
+        first_key,
+        last_key,
+        b.keys.value_offsets(),
+        b.keys.value_data(),
+    );
     Ok(b)
 }
 

@@ -31,10 +31,17 @@ pub(crate) enum Probe {
 /// The (zero-padded, big-endian) word of the 8 bytes after `skip` bytes of `key`.
 fn word_at(key: &[u8], skip: usize) -> u64 {
     let rest = key.get(skip..).unwrap_or_default();
-    let n = rest.len().min(8);
-    let mut b = [0u8; 8];
-    b[..n].copy_from_slice(&rest[..n]);
-    u64::from_be_bytes(b)
+    // The common case, 8 bytes or more left: one load (a block decode builds a word per
+    // row, so this is on the cache-miss path).
+    if let Some(word) = rest.first_chunk::<8>() {
+        return u64::from_be_bytes(*word);
+    }
+    // Fewer: byte by byte (a copy of a variable length would be a memcpy call).
+    let mut word = 0u64;
+    for (i, &b) in rest.iter().enumerate() {
+        word |= u64::from(b) << (56 - 8 * i);
+    }
+    word
 }
 
 fn common_len(a: &[u8], b: &[u8]) -> usize {
@@ -50,6 +57,35 @@ impl KeyWords {
             words: keys.map(|k| word_at(k, skip)).collect(),
             common,
         }
+    }
+
+    /// The words of the keys of an Arrow binary column (`offsets` into `data`), sorted
+    /// ascending from `first` to `last`: [`KeyWords::new`] without an iterator per key,
+    /// since a block decode (the cache-miss path) builds one word per row.
+    pub(crate) fn of_column(first: &[u8], last: &[u8], offsets: &[i32], data: &[u8]) -> Self {
+        let common: Box<[u8]> = first[..common_len(first, last)].into();
+        let skip = common.len();
+        let mut words = Vec::with_capacity(offsets.len().saturating_sub(1));
+        for w in offsets.windows(2) {
+            let (start, end) = (w[0] as usize + skip, w[1] as usize);
+            // Keys are stored back to back, so the 8 bytes at the key's word usually lie
+            // inside the buffer even when the key has fewer left: load them and clear the
+            // bytes past the key's end.
+            let word = match data.get(start..).and_then(|d| d.first_chunk::<8>()) {
+                Some(bytes) if start <= end => {
+                    let n = end - start;
+                    let word = u64::from_be_bytes(*bytes);
+                    if n >= 8 {
+                        word
+                    } else {
+                        word & !(u64::MAX >> (8 * n))
+                    }
+                }
+                _ => word_at(data.get(w[0] as usize..end).unwrap_or_default(), skip),
+            };
+            words.push(word);
+        }
+        KeyWords { common, words }
     }
 
     /// Bytes held (for the block cache's weight).
@@ -124,6 +160,14 @@ mod tests {
                 prop_assert_eq!(words.partition(words.probe(p), |i| keys[i] < *p), lt);
                 prop_assert_eq!(words.partition(words.probe(p), |i| keys[i] <= *p), le);
             }
+            // The column form gives the same words.
+            let mut offsets = vec![0i32];
+            for k in &keys {
+                offsets.push(offsets[offsets.len() - 1] + k.len() as i32);
+            }
+            let column = KeyWords::of_column(&keys[0], &keys[keys.len() - 1], &offsets, &keys.concat());
+            prop_assert_eq!(&column.words, &words.words);
+            prop_assert_eq!(&column.common, &words.common);
         }
     }
 
