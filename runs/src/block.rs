@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::framing::schema;
 use crate::index::IndexEntry;
-use crate::prefix::KeyWords;
+use crate::prefix::{common_len, ColumnWords};
 use arrow_array::{
     Array, BinaryArray, RecordBatch, TimestampMicrosecondArray, UInt64Array, UInt8Array,
 };
@@ -49,8 +49,9 @@ pub struct DecodedBlock {
     key_data: Bytes,
     /// The value column's data buffer, likewise.
     value_data: Bytes,
-    /// The keys' search words (built once the block is checked).
-    words: KeyWords,
+    /// The length of the prefix every key of the block shares (that of its first and
+    /// last key), which the searches' key words skip.
+    common_len: usize,
 }
 
 impl DecodedBlock {
@@ -89,16 +90,25 @@ impl DecodedBlock {
         Kind::from_u8(self.kinds.value(i)).unwrap_or(Kind::Delete)
     }
 
+    /// The keys' search words, read in place.
+    fn words(&self) -> ColumnWords<'_> {
+        let first = self.keys.value(0);
+        let common = first.get(..self.common_len).unwrap_or_default();
+        ColumnWords::new(common, self.keys.value_offsets(), self.keys.value_data())
+    }
+
     /// The first row whose (key, version) is not before `(key, version)` in internal order.
     pub fn lower_bound(&self, key: &[u8], version: Version) -> usize {
-        self.words.partition(self.words.probe(key), |i| {
+        let words = self.words();
+        words.partition(words.probe(key), |i| {
             internal_cmp(self.key(i), self.version(i), key, version) == Ordering::Less
         })
     }
 
     /// The first row whose key is `>= key` (`inclusive`) or `> key` (not inclusive).
     pub fn key_bound(&self, key: &[u8], inclusive: bool) -> usize {
-        self.words.partition(self.words.probe(key), |i| {
+        let words = self.words();
+        words.partition(words.probe(key), |i| {
             if inclusive {
                 self.key(i) < key
             } else {
@@ -118,7 +128,6 @@ impl DecodedBlock {
             + self.kinds.values().inner().len()
             + binary(&self.values)
             + self.times.values().inner().len()
-            + self.words.bytes()
             + 512) as u64
     }
 }
@@ -167,13 +176,8 @@ pub fn decode(
     .ok_or_else(|| corrupt("message is not a record batch".into()))?;
     let mut b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
     check(&b, entry, first_key, last_key).map_err(corrupt)?;
-    // Checked: at least one row, strictly ascending, so the words are ordered too.
-    b.words = KeyWords::of_column(
-        first_key,
-        last_key,
-        b.keys.value_offsets(),
-        b.keys.value_data(),
-    );
+    // Checked: at least one row, strictly ascending, so every key shares this prefix.
+    b.common_len = common_len(first_key, last_key);
     Ok(b)
 }
 
@@ -260,7 +264,7 @@ fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
     Some(DecodedBlock {
         key_data: shared(&keys),
         value_data: shared(&values),
-        words: KeyWords::default(),
+        common_len: 0,
         keys,
         versions: c[1].as_any().downcast_ref::<UInt64Array>()?.clone(),
         kinds: c[2].as_any().downcast_ref::<UInt8Array>()?.clone(),

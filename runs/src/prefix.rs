@@ -2,10 +2,11 @@
 //!
 //! Sorted keys between a first and a last key all share the first and last key's common
 //! prefix `P`. After `P`, the next 8 bytes of a key (zero-padded, read big-endian) form a
-//! `u64` that never decreases as the keys increase. A search compares these words, which
-//! sit in one contiguous array (a probe touches one cache line, not an offset and a key),
-//! and compares whole keys only where the words are equal. Nothing here is stored on disk:
-//! the words are built when a block is decoded or a run is opened.
+//! `u64` that never decreases as the keys increase. A search compares these words (one
+//! load and an integer compare instead of a `memcmp` call) and compares whole keys only
+//! where the words are equal. Nothing here is stored on disk: a run's block index keeps
+//! its last keys' words in an array built at open ([`KeyWords`]); a block's search reads
+//! its keys' words in place ([`ColumnWords`]), so a block decode builds nothing.
 
 use std::cmp::Ordering;
 
@@ -44,10 +45,6 @@ fn word_at(key: &[u8], skip: usize) -> u64 {
     word
 }
 
-fn common_len(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
 impl KeyWords {
     /// The words of `keys`, which must be sorted ascending from `first` to `last`.
     pub(crate) fn new<'a>(first: &[u8], last: &[u8], keys: impl Iterator<Item = &'a [u8]>) -> Self {
@@ -59,50 +56,9 @@ impl KeyWords {
         }
     }
 
-    /// The words of the keys of an Arrow binary column (`offsets` into `data`), sorted
-    /// ascending from `first` to `last`: [`KeyWords::new`] without an iterator per key,
-    /// since a block decode (the cache-miss path) builds one word per row.
-    pub(crate) fn of_column(first: &[u8], last: &[u8], offsets: &[i32], data: &[u8]) -> Self {
-        let common: Box<[u8]> = first[..common_len(first, last)].into();
-        let skip = common.len();
-        let mut words = Vec::with_capacity(offsets.len().saturating_sub(1));
-        for w in offsets.windows(2) {
-            let (start, end) = (w[0] as usize + skip, w[1] as usize);
-            // Keys are stored back to back, so the 8 bytes at the key's word usually lie
-            // inside the buffer even when the key has fewer left: load them and clear the
-            // bytes past the key's end.
-            let word = match data.get(start..).and_then(|d| d.first_chunk::<8>()) {
-                Some(bytes) if start <= end => {
-                    let n = end - start;
-                    let word = u64::from_be_bytes(*bytes);
-                    if n >= 8 {
-                        word
-                    } else {
-                        word & !(u64::MAX >> (8 * n))
-                    }
-                }
-                _ => word_at(data.get(w[0] as usize..end).unwrap_or_default(), skip),
-            };
-            words.push(word);
-        }
-        KeyWords { common, words }
-    }
-
-    /// Bytes held (for the block cache's weight).
-    pub(crate) fn bytes(&self) -> usize {
-        self.words.len() * 8 + self.common.len()
-    }
-
     /// Where `key` falls.
     pub(crate) fn probe(&self, key: &[u8]) -> Probe {
-        let m = key.len().min(self.common.len());
-        match key[..m].cmp(&self.common[..m]) {
-            Ordering::Less => Probe::Before,
-            Ordering::Greater => Probe::After,
-            // A proper prefix of the common prefix sorts before every key.
-            Ordering::Equal if key.len() < self.common.len() => Probe::Before,
-            Ordering::Equal => Probe::Word(word_at(key, self.common.len())),
-        }
+        probe_in(&self.common, key)
     }
 
     /// The first index `i` whose key is not "before" the probe, where `before(i)` is the
@@ -110,28 +66,107 @@ impl KeyWords {
     /// Any `before` that is true for keys less than the probe key and false for greater
     /// ones (e.g. `<` or `<=`, or internal order with a version) gives the same answer as
     /// a plain binary search with it.
-    pub(crate) fn partition(&self, probe: Probe, mut before: impl FnMut(usize) -> bool) -> usize {
-        let w = match probe {
-            Probe::Before => return 0,
-            Probe::After => return self.words.len(),
-            Probe::Word(w) => w,
-        };
-        let (mut lo, mut hi) = (0, self.words.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let is_before = match self.words[mid].cmp(&w) {
-                Ordering::Less => true,
-                Ordering::Greater => false,
-                Ordering::Equal => before(mid),
-            };
-            if is_before {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+    pub(crate) fn partition(&self, probe: Probe, before: impl FnMut(usize) -> bool) -> usize {
+        partition_words(self.words.len(), probe, |i| self.words[i], before)
     }
+}
+
+/// The words of an Arrow binary column's keys, read in place during a search: nothing is
+/// built when a block is decoded (the cache-miss path, where building an array of words
+/// cost more than the searches of a block's stay in the cache saved).
+pub(crate) struct ColumnWords<'a> {
+    common: &'a [u8],
+    offsets: &'a [i32],
+    data: &'a [u8],
+}
+
+impl<'a> ColumnWords<'a> {
+    /// The keys `offsets` delimit in `data`, sorted, all starting with `common`.
+    pub(crate) fn new(common: &'a [u8], offsets: &'a [i32], data: &'a [u8]) -> Self {
+        ColumnWords {
+            common,
+            offsets,
+            data,
+        }
+    }
+
+    /// The word of key `i`.
+    fn word(&self, i: usize) -> u64 {
+        let (key_start, end) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+        let start = key_start + self.common.len();
+        // Keys lie back to back, so the 8 bytes at the word are usually inside the buffer
+        // even when the key has fewer left: one load, then the bytes past the key cleared.
+        match self.data.get(start..).and_then(|d| d.first_chunk::<8>()) {
+            Some(bytes) if start <= end => {
+                let word = u64::from_be_bytes(*bytes);
+                match end - start {
+                    n if n >= 8 => word,
+                    n => word & !(u64::MAX >> (8 * n)),
+                }
+            }
+            _ => word_at(
+                self.data.get(key_start..end).unwrap_or_default(),
+                self.common.len(),
+            ),
+        }
+    }
+
+    /// Where `key` falls.
+    pub(crate) fn probe(&self, key: &[u8]) -> Probe {
+        probe_in(self.common, key)
+    }
+
+    /// As [`KeyWords::partition`].
+    pub(crate) fn partition(&self, probe: Probe, before: impl FnMut(usize) -> bool) -> usize {
+        let n = self.offsets.len().saturating_sub(1);
+        partition_words(n, probe, |i| self.word(i), before)
+    }
+}
+
+/// Where `key` falls against keys that all start with `common`.
+fn probe_in(common: &[u8], key: &[u8]) -> Probe {
+    let m = key.len().min(common.len());
+    match key[..m].cmp(&common[..m]) {
+        Ordering::Less => Probe::Before,
+        Ordering::Greater => Probe::After,
+        // A proper prefix of the common prefix sorts before every key.
+        Ordering::Equal if key.len() < common.len() => Probe::Before,
+        Ordering::Equal => Probe::Word(word_at(key, common.len())),
+    }
+}
+
+/// The binary search behind both `partition`s, over `n` keys whose words `word` gives.
+fn partition_words(
+    n: usize,
+    probe: Probe,
+    word: impl Fn(usize) -> u64,
+    mut before: impl FnMut(usize) -> bool,
+) -> usize {
+    let w = match probe {
+        Probe::Before => return 0,
+        Probe::After => return n,
+        Probe::Word(w) => w,
+    };
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let is_before = match word(mid).cmp(&w) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            Ordering::Equal => before(mid),
+        };
+        if is_before {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The length of the common prefix of `a` and `b`.
+pub(crate) fn common_len(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 #[cfg(test)]
@@ -160,14 +195,19 @@ mod tests {
                 prop_assert_eq!(words.partition(words.probe(p), |i| keys[i] < *p), lt);
                 prop_assert_eq!(words.partition(words.probe(p), |i| keys[i] <= *p), le);
             }
-            // The column form gives the same words.
+            // The in-place column form gives the same words and the same answers.
             let mut offsets = vec![0i32];
             for k in &keys {
                 offsets.push(offsets[offsets.len() - 1] + k.len() as i32);
             }
-            let column = KeyWords::of_column(&keys[0], &keys[keys.len() - 1], &offsets, &keys.concat());
-            prop_assert_eq!(&column.words, &words.words);
-            prop_assert_eq!(&column.common, &words.common);
+            let data = keys.concat();
+            let column = ColumnWords::new(&words.common, &offsets, &data);
+            let in_place: Vec<u64> = (0..keys.len()).map(|i| column.word(i)).collect();
+            prop_assert_eq!(&in_place, &words.words);
+            for p in &probes {
+                let lt = keys.partition_point(|k| k < p);
+                prop_assert_eq!(column.partition(column.probe(p), |i| keys[i] < *p), lt);
+            }
         }
     }
 
