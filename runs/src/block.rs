@@ -8,7 +8,6 @@
 use crate::error::Error;
 use crate::framing::schema;
 use crate::index::IndexEntry;
-use crate::prefix::{common_len, ColumnWords};
 use arrow_array::{
     Array, BinaryArray, RecordBatch, TimestampMicrosecondArray, UInt64Array, UInt8Array,
 };
@@ -49,9 +48,6 @@ pub struct DecodedBlock {
     key_data: Bytes,
     /// The value column's data buffer, likewise.
     value_data: Bytes,
-    /// The length of the prefix every key of the block shares (that of its first and
-    /// last key), which the searches' key words skip.
-    common_len: usize,
 }
 
 impl DecodedBlock {
@@ -90,25 +86,16 @@ impl DecodedBlock {
         Kind::from_u8(self.kinds.value(i)).unwrap_or(Kind::Delete)
     }
 
-    /// The keys' search words, read in place.
-    fn words(&self) -> ColumnWords<'_> {
-        let first = self.keys.value(0);
-        let common = first.get(..self.common_len).unwrap_or_default();
-        ColumnWords::new(common, self.keys.value_offsets(), self.keys.value_data())
-    }
-
     /// The first row whose (key, version) is not before `(key, version)` in internal order.
     pub fn lower_bound(&self, key: &[u8], version: Version) -> usize {
-        let words = self.words();
-        words.partition(words.probe(key), |i| {
+        partition_point(self.len(), |i| {
             internal_cmp(self.key(i), self.version(i), key, version) == Ordering::Less
         })
     }
 
     /// The first row whose key is `>= key` (`inclusive`) or `> key` (not inclusive).
     pub fn key_bound(&self, key: &[u8], inclusive: bool) -> usize {
-        let words = self.words();
-        words.partition(words.probe(key), |i| {
+        partition_point(self.len(), |i| {
             if inclusive {
                 self.key(i) < key
             } else {
@@ -138,6 +125,19 @@ fn slice_of(data: &Bytes, array: &BinaryArray, i: usize) -> Bytes {
     // Offsets were validated at decode (non-negative, ascending, within the buffer).
     let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
     data.slice(start..end)
+}
+
+fn partition_point(n: usize, mut pred: impl FnMut(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Checks and decodes block `entry` of the file mapped as `file`. `first_key`/`last_key` are
@@ -174,10 +174,8 @@ pub fn decode(
     .map_err(|_| corrupt("arrow decoder panicked".into()))?
     .map_err(|e| corrupt(format!("arrow decode: {e}")))?
     .ok_or_else(|| corrupt("message is not a record batch".into()))?;
-    let mut b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
+    let b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
     check(&b, entry, first_key, last_key).map_err(corrupt)?;
-    // Checked: at least one row, strictly ascending, so every key shares this prefix.
-    b.common_len = common_len(first_key, last_key);
     Ok(b)
 }
 
@@ -264,7 +262,6 @@ fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
     Some(DecodedBlock {
         key_data: shared(&keys),
         value_data: shared(&values),
-        common_len: 0,
         keys,
         versions: c[1].as_any().downcast_ref::<UInt64Array>()?.clone(),
         kinds: c[2].as_any().downcast_ref::<UInt8Array>()?.clone(),

@@ -2,11 +2,12 @@
 //!
 //! Sorted keys between a first and a last key all share the first and last key's common
 //! prefix `P`. After `P`, the next 8 bytes of a key (zero-padded, read big-endian) form a
-//! `u64` that never decreases as the keys increase. A search compares these words (one
-//! load and an integer compare instead of a `memcmp` call) and compares whole keys only
-//! where the words are equal. Nothing here is stored on disk: a run's block index keeps
-//! its last keys' words in an array built at open ([`KeyWords`]); a block's search reads
-//! its keys' words in place ([`ColumnWords`]), so a block decode builds nothing.
+//! `u64` that never decreases as the keys increase. A search compares these words, which
+//! sit in one contiguous array, and compares whole keys only where the words are equal.
+//! Nothing here is stored on disk: a run builds the words of its blocks' last keys once,
+//! at open, for the block-index search of every point read and seek. Blocks do not: a
+//! block decode is the cache-miss path, and at the runner's scale a block is searched
+//! about once per stay in the cache, so building its words cost more than it saved.
 
 use std::cmp::Ordering;
 
@@ -71,58 +72,6 @@ impl KeyWords {
     }
 }
 
-/// The words of an Arrow binary column's keys, read in place during a search: nothing is
-/// built when a block is decoded (the cache-miss path, where building an array of words
-/// cost more than the searches of a block's stay in the cache saved).
-pub(crate) struct ColumnWords<'a> {
-    common: &'a [u8],
-    offsets: &'a [i32],
-    data: &'a [u8],
-}
-
-impl<'a> ColumnWords<'a> {
-    /// The keys `offsets` delimit in `data`, sorted, all starting with `common`.
-    pub(crate) fn new(common: &'a [u8], offsets: &'a [i32], data: &'a [u8]) -> Self {
-        ColumnWords {
-            common,
-            offsets,
-            data,
-        }
-    }
-
-    /// The word of key `i`.
-    fn word(&self, i: usize) -> u64 {
-        let (key_start, end) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
-        let start = key_start + self.common.len();
-        // Keys lie back to back, so the 8 bytes at the word are usually inside the buffer
-        // even when the key has fewer left: one load, then the bytes past the key cleared.
-        match self.data.get(start..).and_then(|d| d.first_chunk::<8>()) {
-            Some(bytes) if start <= end => {
-                let word = u64::from_be_bytes(*bytes);
-                match end - start {
-                    n if n >= 8 => word,
-                    n => word & !(u64::MAX >> (8 * n)),
-                }
-            }
-            _ => word_at(
-                self.data.get(key_start..end).unwrap_or_default(),
-                self.common.len(),
-            ),
-        }
-    }
-
-    /// Where `key` falls.
-    pub(crate) fn probe(&self, key: &[u8]) -> Probe {
-        probe_in(self.common, key)
-    }
-
-    /// As [`KeyWords::partition`].
-    pub(crate) fn partition(&self, probe: Probe, before: impl FnMut(usize) -> bool) -> usize {
-        let n = self.offsets.len().saturating_sub(1);
-        partition_words(n, probe, |i| self.word(i), before)
-    }
-}
-
 /// Where `key` falls against keys that all start with `common`.
 fn probe_in(common: &[u8], key: &[u8]) -> Probe {
     let m = key.len().min(common.len());
@@ -165,7 +114,7 @@ fn partition_words(
 }
 
 /// The length of the common prefix of `a` and `b`.
-pub(crate) fn common_len(a: &[u8], b: &[u8]) -> usize {
+fn common_len(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
@@ -194,19 +143,6 @@ mod tests {
                 let le = keys.partition_point(|k| k <= p);
                 prop_assert_eq!(words.partition(words.probe(p), |i| keys[i] < *p), lt);
                 prop_assert_eq!(words.partition(words.probe(p), |i| keys[i] <= *p), le);
-            }
-            // The in-place column form gives the same words and the same answers.
-            let mut offsets = vec![0i32];
-            for k in &keys {
-                offsets.push(offsets[offsets.len() - 1] + k.len() as i32);
-            }
-            let data = keys.concat();
-            let column = ColumnWords::new(&words.common, &offsets, &data);
-            let in_place: Vec<u64> = (0..keys.len()).map(|i| column.word(i)).collect();
-            prop_assert_eq!(&in_place, &words.words);
-            for p in &probes {
-                let lt = keys.partition_point(|k| k < p);
-                prop_assert_eq!(column.partition(column.probe(p), |i| keys[i] < *p), lt);
             }
         }
     }
