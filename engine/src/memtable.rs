@@ -41,6 +41,57 @@ impl InternalKey {
     }
 }
 
+/// A borrowed view of an internal key. The skiplist is keyed by [`InternalKey`], which
+/// borrows as `dyn KeyView`, so a lookup can compare against a `(&[u8], version)` probe
+/// without copying the probe key into an owned `Bytes` (an allocation per lookup).
+trait KeyView {
+    fn parts(&self) -> (&[u8], u64);
+}
+
+impl KeyView for InternalKey {
+    fn parts(&self) -> (&[u8], u64) {
+        (&self.key, self.version.0)
+    }
+}
+
+/// A lookup probe: a borrowed user key and a version.
+struct Probe<'a>(&'a [u8], u64);
+
+impl KeyView for Probe<'_> {
+    fn parts(&self) -> (&[u8], u64) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyView + 'a> for InternalKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+// The same order as `InternalKey`'s derived one (key ascending, version descending), as
+// `Borrow` requires.
+impl Ord for dyn KeyView + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let ((ka, va), (kb, vb)) = (self.parts(), other.parts());
+        ka.cmp(kb).then(vb.cmp(&va))
+    }
+}
+
+impl PartialOrd for dyn KeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
 /// Rough per-entry cost of the skiplist node and the two `Bytes` headers.
 const ENTRY_OVERHEAD: usize = 80;
 
@@ -103,11 +154,13 @@ impl Memtable {
 
     /// The newest entry of `key` with a version `<= snapshot`.
     pub fn get(&self, key: &[u8], snapshot: Version) -> Option<(Version, Kind, Bytes)> {
-        let probe = InternalKey {
-            key: Bytes::copy_from_slice(key),
-            version: Reverse(snapshot.0),
-        };
-        let e = self.map.lower_bound(Bound::Included(&probe))?;
+        if self.map.is_empty() {
+            return None; // the usual case right after a flush: no epoch pin, no search
+        }
+        let probe = Probe(key, snapshot.0);
+        let e = self
+            .map
+            .lower_bound(Bound::Included(&probe as &dyn KeyView))?;
         if e.key().key.as_ref() != key {
             return None;
         }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use bytes::Bytes;
 use chronokv_compaction::{Levels, RunInfo};
-use chronokv_runs::{BlockCache, RunReader};
+use chronokv_runs::{BlockCache, KeyHash, RunReader};
 use chronokv_snapshot::{Kind, Source, Version};
 use chronokv_vfs::Vfs;
 use std::ops::Bound;
@@ -127,17 +127,15 @@ impl Level {
         }
     }
 
-    /// The runs that may hold `key`, in the order they must be consulted.
-    fn candidates<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = &'a Arc<LiveRun>> + 'a {
-        let (start, end) = if self.disjoint {
+    /// The runs that may hold `key`, in the order they must be consulted. Whether the key
+    /// is inside a run's key range is left to `RunReader::get`, which checks it first.
+    fn candidates(&self, key: &[u8]) -> &[Arc<LiveRun>] {
+        if self.disjoint {
             let i = self.runs.partition_point(|r| r.max_key() < key);
-            (i, (i + 1).min(self.runs.len()))
+            &self.runs[i..(i + 1).min(self.runs.len())]
         } else {
-            (0, self.runs.len())
-        };
-        self.runs[start..end]
-            .iter()
-            .filter(move |r| r.min_key() <= key && key <= r.max_key())
+            &self.runs
+        }
     }
 }
 
@@ -200,9 +198,12 @@ impl View {
                 return Ok((kind == Kind::Put).then_some(value));
             }
         }
+        // Hashed once for every run's bloom filter, and only if some run may hold the key.
+        let mut hash = None;
         for level in &self.levels {
             for run in level.candidates(key) {
-                if let Some((_, kind, value)) = run.reader.get(key, snapshot)? {
+                let hash = hash.get_or_insert_with(|| KeyHash::new(key));
+                if let Some((_, kind, value)) = run.reader.get_hashed(key, hash, snapshot)? {
                     return Ok((kind == Kind::Put).then_some(value));
                 }
             }
@@ -225,7 +226,8 @@ impl View {
         hi: &Bound<Bytes>,
         snapshot: Option<Version>,
     ) -> Vec<Source<Error>> {
-        let mut out: Vec<Source<Error>> = Vec::with_capacity(1 + self.immutables.len());
+        let runs = self.levels.iter().map(|l| l.runs.len()).sum::<usize>();
+        let mut out: Vec<Source<Error>> = Vec::with_capacity(1 + self.immutables.len() + runs);
         for mem in self.memtables() {
             out.push(Box::new(
                 mem.range_at(lo.clone(), hi.clone(), snapshot).map(Ok),

@@ -14,9 +14,21 @@ use arrow_array::{
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::FileDecoder;
 use arrow_ipc::{Block, MetadataVersion};
-use chronokv_snapshot::{internal_cmp, Kind, Version};
+use chronokv_snapshot::{internal_cmp, Bytes, Kind, Version};
 use std::cmp::Ordering;
 use std::path::Path;
+
+/// Lets a [`Bytes`] own an Arrow buffer (reference counted): keys and values handed out of
+/// a block are slices of its buffers, not copies, and stay valid after the block leaves
+/// the cache, because each slice holds the buffer (and, for an uncompressed block, the
+/// file's map through it).
+struct ArrowOwner(Buffer);
+
+impl AsRef<[u8]> for ArrowOwner {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
 
 /// A decoded, checked block.
 #[derive(Debug)]
@@ -31,6 +43,11 @@ pub struct DecodedBlock {
     pub values: BinaryArray,
     /// Commit times, microseconds since the Unix epoch (checked non-negative).
     pub times: TimestampMicrosecondArray,
+    /// The key column's data buffer as one shared [`Bytes`]; [`DecodedBlock::key_bytes`]
+    /// slices it (a reference count, no allocation).
+    key_data: Bytes,
+    /// The value column's data buffer, likewise.
+    value_data: Bytes,
 }
 
 impl DecodedBlock {
@@ -42,6 +59,16 @@ impl DecodedBlock {
     /// The key of row `i`.
     pub fn key(&self, i: usize) -> &[u8] {
         self.keys.value(i)
+    }
+
+    /// The key of row `i`, sharing the block's buffer.
+    pub fn key_bytes(&self, i: usize) -> Bytes {
+        slice_of(&self.key_data, &self.keys, i)
+    }
+
+    /// The value of row `i`, sharing the block's buffer.
+    pub fn value_bytes(&self, i: usize) -> Bytes {
+        slice_of(&self.value_data, &self.values, i)
     }
 
     /// The version of row `i`.
@@ -90,6 +117,14 @@ impl DecodedBlock {
             + self.times.values().inner().len()
             + 512) as u64
     }
+}
+
+/// Row `i` of `array` as a slice of `data`, the shared copy of `array`'s data buffer.
+fn slice_of(data: &Bytes, array: &BinaryArray, i: usize) -> Bytes {
+    let offsets = array.value_offsets();
+    // Offsets were validated at decode (non-negative, ascending, within the buffer).
+    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+    data.slice(start..end)
 }
 
 fn partition_point(n: usize, mut pred: impl FnMut(usize) -> bool) -> usize {
@@ -221,11 +256,16 @@ fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
         return None;
     }
     let c = batch.columns();
+    let keys = c[0].as_any().downcast_ref::<BinaryArray>()?.clone();
+    let values = c[3].as_any().downcast_ref::<BinaryArray>()?.clone();
+    let shared = |a: &BinaryArray| Bytes::from_owner(ArrowOwner(a.values().clone()));
     Some(DecodedBlock {
-        keys: c[0].as_any().downcast_ref::<BinaryArray>()?.clone(),
+        key_data: shared(&keys),
+        value_data: shared(&values),
+        keys,
         versions: c[1].as_any().downcast_ref::<UInt64Array>()?.clone(),
         kinds: c[2].as_any().downcast_ref::<UInt8Array>()?.clone(),
-        values: c[3].as_any().downcast_ref::<BinaryArray>()?.clone(),
+        values,
         times: c[4]
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()?

@@ -17,7 +17,7 @@ pub const HEADER_LEN: usize = 96;
 /// Size of one index entry.
 pub const ENTRY_LEN: usize = 72;
 /// Seed of the bloom filter's SipHash keys (fixed so that runs are reproducible).
-const BLOOM_SEED: [u8; 32] = *b"chronokv-run-bloom-seed-v1-00000";
+pub(crate) const BLOOM_SEED: [u8; 32] = *b"chronokv-run-bloom-seed-v1-00000";
 
 /// Codec ids stored in the header.
 pub const CODEC_NONE: u32 = 0;

@@ -18,14 +18,17 @@
 #![warn(missing_docs)]
 
 mod block;
+mod bloom;
 mod cache;
 mod error;
 pub mod framing;
 mod index;
 mod inspect;
+mod prefix;
 mod reader;
 mod writer;
 
+pub use bloom::KeyHash;
 pub use cache::BlockCache;
 pub use error::Error;
 pub use inspect::{BlockInfo, RunLayout};

@@ -7,10 +7,12 @@
 //! loaded, then kept decoded in the shared [`BlockCache`].
 
 use crate::block::{self, DecodedBlock};
+use crate::bloom::{Filter, KeyHash};
 use crate::cache::BlockCache;
 use crate::error::Error;
 use crate::framing::{Tail, LEADING_MAGIC, TAIL_LEN, TRAILING_MAGIC};
 use crate::index::{self, Private};
+use crate::prefix::KeyWords;
 use crate::writer::RunMeta;
 use arrow_buffer::Buffer;
 use chronokv_snapshot::{internal_cmp, Bytes, Entry, Kind, Version};
@@ -30,6 +32,10 @@ pub struct RunReader {
     private: Private,
     /// Ordinal of the first entry of each block, plus the total at the end.
     starts: Vec<u64>,
+    /// Search words of the blocks' last keys (for `block_for`).
+    last_words: KeyWords,
+    /// How the bloom filter is probed.
+    filter: Filter,
     meta: RunMeta,
 }
 
@@ -124,6 +130,11 @@ impl RunReader {
             min_version: Version(private.min_version),
             max_version: Version(private.max_version),
         };
+        let last_words = KeyWords::new(
+            &meta.min_key,
+            &meta.max_key,
+            private.entries.iter().map(|e| private.key(e.last_key)),
+        );
         let ptr = NonNull::new(bytes.as_ptr() as *mut u8).ok_or_else(|| corrupt(0, "null map"))?;
         let owner: Arc<dyn arrow_buffer::alloc::Allocation> = Arc::new(MapOwner(map.clone()));
         // SAFETY: `ptr` points to `len` readable bytes owned by `map`, which `owner` keeps
@@ -134,8 +145,10 @@ impl RunReader {
             id,
             cache,
             file,
-            private,
             starts,
+            last_words,
+            filter: Filter::new(&private.bloom),
+            private,
             meta,
         }))
     }
@@ -182,8 +195,9 @@ impl RunReader {
 
     /// The first block whose last key is `>= key` (`inclusive`) or `> key`.
     fn block_for(&self, key: &[u8], inclusive: bool) -> usize {
-        self.private.entries.partition_point(|e| {
-            let last = self.private.key(e.last_key);
+        let probe = self.last_words.probe(key);
+        self.last_words.partition(probe, |i| {
+            let last = self.private.key(self.private.entries[i].last_key);
             if inclusive {
                 last < key
             } else {
@@ -198,10 +212,21 @@ impl RunReader {
         key: &[u8],
         snapshot: Version,
     ) -> Result<Option<(Version, Kind, Bytes)>, Error> {
+        self.get_hashed(key, &KeyHash::new(key), snapshot)
+    }
+
+    /// [`RunReader::get`] with the key's bloom hashes already computed (`hash` must be
+    /// `KeyHash::new(key)`), so a read that consults several runs hashes the key once.
+    pub fn get_hashed(
+        &self,
+        key: &[u8],
+        hash: &KeyHash,
+        snapshot: Version,
+    ) -> Result<Option<(Version, Kind, Bytes)>, Error> {
         if key < self.meta.min_key.as_slice()
             || key > self.meta.max_key.as_slice()
             || self.meta.min_version > snapshot
-            || !self.private.bloom.check(&index::fingerprint(key))
+            || !self.filter.check(&self.private.bloom, hash)
         {
             return Ok(None);
         }
@@ -218,8 +243,7 @@ impl RunReader {
                     if b.key(row) != key {
                         return Ok(None);
                     }
-                    let value = Bytes::copy_from_slice(b.values.value(row));
-                    return Ok(Some((b.version(row), b.kind(row), value)));
+                    return Ok(Some((b.version(row), b.kind(row), b.value_bytes(row))));
                 }
             }
             i += 1;
@@ -394,13 +418,14 @@ impl RunIter {
 
     fn step(&mut self, forward: bool) -> Result<Option<Entry>, Error> {
         self.start()?;
-        let run = self.run.clone();
+        // Borrowed apart (no Arc clone per step).
+        let RunIter { run, state, .. } = self;
         let State::Active {
             front,
             back,
             front_block,
             back_block,
-        } = &mut self.state
+        } = state
         else {
             return Ok(None);
         };
@@ -409,7 +434,13 @@ impl RunIter {
         }
         let ord = if forward { *front } else { *back - 1 };
         let slot = if forward { front_block } else { back_block };
-        let bi = run.block_of(ord);
+        // The block in hand usually holds `ord` (cursors move one entry at a time), so
+        // the search over block starts runs only when a cursor crosses into another block.
+        let holds = |i: usize| run.starts[i] <= ord && ord < run.starts[i + 1];
+        let bi = match slot.as_ref() {
+            Some((i, _)) if holds(*i) => *i,
+            _ => run.block_of(ord),
+        };
         if slot.as_ref().is_none_or(|(i, _)| *i != bi) {
             *slot = Some((bi, run.block(bi)?));
         }
@@ -418,11 +449,11 @@ impl RunIter {
         };
         let row = (ord - run.starts[bi]) as usize;
         let entry = Entry {
-            key: Bytes::copy_from_slice(b.key(row)),
+            key: b.key_bytes(row),
             version: b.version(row),
             time: b.time(row),
             kind: b.kind(row),
-            value: Bytes::copy_from_slice(b.values.value(row)),
+            value: b.value_bytes(row),
         };
         if forward {
             *front += 1;

@@ -327,6 +327,52 @@ fn blocks_of_a_run_larger_than_the_cache_are_cached() {
 }
 
 #[test]
+fn values_share_the_cached_block_and_outlive_its_eviction() {
+    for compression in [Compression::None, Compression::Zstd { level: 1 }] {
+        let (fs, path) = fs();
+        let rows: Vec<Row> = (0..200)
+            .map(|i| {
+                put(
+                    &format!("k{i:03}"),
+                    1,
+                    &format!("value-{i}-{}", "x".repeat(i % 7)),
+                )
+            })
+            .collect();
+        let opts = RunWriterOptions {
+            compression,
+            ..small_blocks()
+        };
+        write(&fs, &path, &rows, opts);
+        let cache = BlockCache::new(1 << 20);
+        let run = RunReader::open(&fs, &path, 3, cache.clone()).unwrap();
+        let (_, _, first) = run.get(b"k123", Version(1)).unwrap().unwrap();
+        let (_, _, again) = run.get(b"k123", Version(1)).unwrap().unwrap();
+        // Both answers point into the one cached block: a copy would live elsewhere.
+        assert_eq!(first.as_ptr(), again.as_ptr(), "{compression:?}");
+        let got: Vec<Bytes> = rows
+            .iter()
+            .map(|r| run.get(&r.0, Version(1)).unwrap().unwrap().2)
+            .collect();
+        let scanned: Vec<Entry> = run
+            .range(Bound::Unbounded, Bound::Unbounded)
+            .map(|e| e.unwrap())
+            .collect();
+        // Evict every block, close the run and delete its file: what was handed out stays.
+        cache.remove_run(3);
+        assert_eq!(cache.weight(), 0);
+        drop(run);
+        fs.remove_file(&path).unwrap();
+        assert_eq!(first, Bytes::from(rows[123].3.clone()));
+        for (r, v) in rows.iter().zip(&got) {
+            assert_eq!(&v[..], &r.3[..], "{compression:?}");
+        }
+        let scanned: Vec<Row> = scanned.into_iter().map(as_row).collect();
+        assert_eq!(scanned, rows, "{compression:?}");
+    }
+}
+
+#[test]
 fn invalid_input_is_rejected() {
     let (fs, path) = fs();
     let vfs: Arc<dyn Vfs> = Arc::new(fs.clone());
