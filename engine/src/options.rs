@@ -62,7 +62,8 @@ pub struct Options {
     pub max_immutable_memtables: usize,
     /// Bytes of decoded run blocks kept in memory, shared by all runs (default 64 MiB).
     pub block_cache_bytes: u64,
-    /// Target uncompressed bytes of one run block (default 32 KiB).
+    /// Target uncompressed bytes of one run block (default 8 KiB: see docs/benchmarks.md,
+    /// "Block size", for the measured trade of read speed against space).
     pub block_size: usize,
     /// Compression of newly flushed runs (default none: level-0 runs are read in place).
     pub compression: Compression,
@@ -129,7 +130,7 @@ impl Default for Options {
             memtable_size: 64 << 20,
             max_immutable_memtables: 2,
             block_cache_bytes: 64 << 20,
-            block_size: 32 << 10,
+            block_size: 8 << 10,
             compression: Compression::None,
             bloom_fp_rate: 0.01,
             recovery_mode: RecoveryMode::default(),
