@@ -75,28 +75,17 @@ pub fn bytes_arg(s: &str) -> Result<BytesArg, String> {
     unescape(s).map(BytesArg)
 }
 
-/// Microseconds since the Unix epoch as an RFC 3339 UTC time with microseconds.
+/// Microseconds since the Unix epoch as an RFC 3339 UTC time with microseconds (the
+/// calendar is `jiff`'s, as for parsing; a time past jiff's range, year 9999, is printed as
+/// the number of microseconds).
 pub fn time_micros(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let frac = micros % 1_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    i64::try_from(micros)
+        .ok()
+        .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
+        .map_or_else(
+            || format!("{micros} µs after the Unix epoch"),
+            |t| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        )
 }
 
 /// The forms `--as-of` takes, for error messages and help.
