@@ -5,8 +5,9 @@
 //! `options`, `batch`, `files`), in-memory structures (`memtable`, `view`, `read`, `apply`),
 //! on-disk state (`manifest`, `retention`), the owners of shared state (`writer`, `tree`,
 //! `background`, `stall`, `txns`, `health`, with `lock_order` and `invariants`), the shared
-//! state itself (`inner`), operations (`commit`, `compactor`, `history`, `feed`, `restore`,
-//! `checkpoint`, `verify`, `recovery`) and the API (`txn`, `export`, `backup`, `db`).
+//! state itself (`inner`), operations (`commit`, `compactor`, `history`, `feed`,
+//! `checkpoint`, `verify`, `recovery`) and the API (`txn`, `restore`, `export`, `backup`,
+//! `db`).
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
 #![warn(missing_docs)]
