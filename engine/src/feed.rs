@@ -124,6 +124,25 @@ fn read_window(
     ))
 }
 
+/// The smallest version at or after `from` that the current view's sources may hold (a
+/// run's range says where its versions lie; a memtable is taken to hold `from` on), or
+/// `u64::MAX` when none holds any.
+fn next_held_version(inner: &Inner, from: u64) -> u64 {
+    let view = inner.current_view();
+    let in_memtables = view
+        .memtables()
+        .any(|m| !m.is_empty() && m.max_version().0 >= from);
+    if in_memtables {
+        return from;
+    }
+    view.runs()
+        .map(|(_, r)| r.reader.meta())
+        .filter(|m| m.max_version.0 >= from)
+        .map(|m| m.min_version.0.max(from))
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
 /// The changes of a range of versions, in version order, read window by window (see the
 /// module documentation). Made by [`crate::Db::changes`]. An error is yielded once and
 /// ends the feed.
@@ -210,8 +229,18 @@ impl ChangeFeed {
                 .min(self.until);
             let (window, end) =
                 read_window(&self.inner, self.cursor, end, self.opts, &mut self.peak)?;
+            let empty = window.is_empty();
             self.buffer.extend(window);
-            self.cursor = end;
+            // An empty window skips to the next version any source may hold: versions can
+            // be sparse (history below the horizon compacted away, or a damaged manifest's
+            // claims), and stepping a window at a time through an empty range of 2^60
+            // versions would never end.
+            self.cursor = if empty {
+                next_held_version(&self.inner, end).min(self.until)
+            } else {
+                end
+            };
+            let end = self.cursor;
             // What is buffered is in memory: compaction may drop it on disk.
             self.floor.advance(Version(end));
         }

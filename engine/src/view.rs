@@ -151,7 +151,8 @@ pub struct View {
 }
 
 impl View {
-    fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
+    /// The active memtable, then the sealed ones, newest first.
+    pub fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
         std::iter::once(&self.active).chain(self.immutables.iter())
     }
 
