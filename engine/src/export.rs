@@ -108,31 +108,42 @@ impl Iterator for ArrowBatches {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let mut rows = Rows::new();
-        while rows.len < self.batch_rows {
-            match self.entries.next() {
-                Some(Ok(Entry {
-                    key,
-                    value,
-                    version,
-                    time,
-                    ..
-                })) => rows.push(&key, Some(&value), version.0, time),
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                None => {
-                    self.done = true;
-                    break;
-                }
+        next_batch(
+            &mut self.entries,
+            self.batch_rows,
+            &mut self.done,
+            |rows, e: Entry| rows.push(&e.key, Some(&e.value), e.version.0, e.time),
+        )
+    }
+}
+
+/// The next record batch of at most `batch_rows` rows taken from `source` by `push`; an
+/// error is yielded once and sets `done`, as does the end of `source`. Serves every batch
+/// iterator of this module.
+fn next_batch<T>(
+    source: &mut impl Iterator<Item = Result<T>>,
+    batch_rows: usize,
+    done: &mut bool,
+    mut push: impl FnMut(&mut Rows, T),
+) -> Option<Result<RecordBatch>> {
+    if *done {
+        return None;
+    }
+    let mut rows = Rows::new();
+    while rows.len < batch_rows {
+        match source.next() {
+            Some(Ok(item)) => push(&mut rows, item),
+            Some(Err(e)) => {
+                *done = true;
+                return Some(Err(e));
+            }
+            None => {
+                *done = true;
+                break;
             }
         }
-        (rows.len > 0).then(|| rows.finish())
     }
+    (rows.len > 0).then(|| rows.finish())
 }
 
 impl Snapshot {
@@ -197,23 +208,11 @@ where
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let mut rows = Rows::new();
-        while rows.len < self.batch_rows {
-            match self.changes.next() {
-                Some(Ok(c)) => rows.push(&c.key, c.value.as_deref(), c.version.0, micros(c.time)),
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                None => {
-                    self.done = true;
-                    break;
-                }
-            }
-        }
-        (rows.len > 0).then(|| rows.finish())
+        next_batch(
+            &mut self.changes,
+            self.batch_rows,
+            &mut self.done,
+            |rows, c: Change| rows.push(&c.key, c.value.as_deref(), c.version.0, micros(c.time)),
+        )
     }
 }
