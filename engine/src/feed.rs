@@ -124,6 +124,19 @@ fn read_window(
     ))
 }
 
+/// Where a feed or subscription reads next after a window that ended at `end`: `end`, or,
+/// after an empty window, the next version any source may hold (capped at `limit`).
+/// Versions can be sparse (history below the horizon compacted away, or a damaged
+/// manifest's claims), and stepping a window at a time through an empty range of 2^60
+/// versions would never end.
+fn next_cursor(inner: &Inner, empty: bool, end: u64, limit: u64) -> u64 {
+    if empty {
+        next_held_version(inner, end).min(limit).max(end)
+    } else {
+        end
+    }
+}
+
 /// The smallest version at or after `from` that the current view's sources may hold (a
 /// run's range says where its versions lie; a memtable is taken to hold `from` on), or
 /// `u64::MAX` when none holds any.
@@ -229,17 +242,8 @@ impl ChangeFeed {
                 .min(self.until);
             let (window, end) =
                 read_window(&self.inner, self.cursor, end, self.opts, &mut self.peak)?;
-            let empty = window.is_empty();
+            self.cursor = next_cursor(&self.inner, window.is_empty(), end, self.until);
             self.buffer.extend(window);
-            // An empty window skips to the next version any source may hold: versions can
-            // be sparse (history below the horizon compacted away, or a damaged manifest's
-            // claims), and stepping a window at a time through an empty range of 2^60
-            // versions would never end.
-            self.cursor = if empty {
-                next_held_version(&self.inner, end).min(self.until)
-            } else {
-                end
-            };
             let end = self.cursor;
             // What is buffered is in memory: compaction may drop it on disk.
             self.floor.advance(Version(end));
@@ -397,9 +401,9 @@ impl Subscription {
         if self.cursor < end {
             let (window, end) =
                 read_window(&self.inner, self.cursor, end, self.opts, &mut self.peak)?;
+            self.cursor = next_cursor(&self.inner, window.is_empty(), end, visible + 1);
             self.buffer.extend(window);
-            self.cursor = end;
-            floor.advance(Version(end));
+            floor.advance(Version(self.cursor));
         }
         self.floor = Some(floor);
         self.release_floor_if_windowed();
