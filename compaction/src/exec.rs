@@ -33,7 +33,6 @@ use chronokv_runs::{RunMeta, RunReader, RunWriter, RunWriterOptions};
 use chronokv_snapshot::merge::Merge;
 use chronokv_snapshot::{Entry, Source};
 use chronokv_vfs::Vfs;
-use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -161,7 +160,7 @@ impl MergeJob<'_> {
         inputs.sort_by_key(|r| std::cmp::Reverse(r.meta().max_version));
         let sources: Vec<Source<chronokv_runs::Error>> = inputs
             .iter()
-            .map(|r| Box::new(r.range(Bound::Unbounded, Bound::Unbounded)) as Source<_>)
+            .map(|r| Box::new(r.scan_uncached()) as Source<_>)
             .collect();
         Cancellable {
             inner: Merge::forward(sources),

@@ -241,6 +241,9 @@ impl Vfs for NoLinks {
     fn map(&self, p: &Path) -> io::Result<Arc<dyn MappedFile>> {
         self.0.map(p)
     }
+    fn open_read(&self, p: &Path) -> io::Result<Arc<dyn chronokv_vfs::RandomAccessFile>> {
+        self.0.open_read(p)
+    }
     fn file_size(&self, p: &Path) -> io::Result<u64> {
         self.0.file_size(p)
     }

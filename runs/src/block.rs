@@ -1,6 +1,6 @@
 //! One block: a record batch of the run schema, checked and decoded.
 //!
-//! Decoding order: check the message CRC over the mapped bytes, decode with arrow-ipc's
+//! Decoding order: check the message CRC over the bytes read, decode with arrow-ipc's
 //! `FileDecoder` (validation on; zero-copy when uncompressed), downcast the columns, then
 //! check what arrow cannot: the row count, the kind bytes, strictly ascending internal order
 //! and agreement with the block's index entry.
@@ -20,8 +20,7 @@ use std::path::Path;
 
 /// Lets a [`Bytes`] own an Arrow buffer (reference counted): keys and values handed out of
 /// a block are slices of its buffers, not copies, and stay valid after the block leaves
-/// the cache, because each slice holds the buffer (and, for an uncompressed block, the
-/// file's map through it).
+/// the cache, because each slice holds the buffer.
 struct ArrowOwner(Buffer);
 
 impl AsRef<[u8]> for ArrowOwner {
@@ -105,9 +104,8 @@ impl DecodedBlock {
     }
 
     /// Bytes this block accounts for: the lengths of its arrays' buffers plus a fixed
-    /// overhead. Lengths, not capacities: an uncompressed block's buffers are slices of the
-    /// file's map, whose capacity is the whole file, and charging that would keep every
-    /// block of a run larger than the cache out of the cache.
+    /// overhead (the message's flatbuffer header and the structs). Lengths, not
+    /// capacities: an uncompressed block's arrays are slices of one message buffer.
     pub fn weight(&self) -> u64 {
         let binary = |a: &BinaryArray| a.values().len() + a.offsets().inner().inner().len();
         (binary(&self.keys)
@@ -140,10 +138,11 @@ fn partition_point(n: usize, mut pred: impl FnMut(usize) -> bool) -> usize {
     lo
 }
 
-/// Checks and decodes block `entry` of the file mapped as `file`. `first_key`/`last_key` are
-/// the index's copies, compared with the decoded data.
+/// Checks and decodes block `entry`, whose message bytes are `msg` (read from the file at
+/// `entry.msg_offset`). `first_key`/`last_key` are the index's copies, compared with the
+/// decoded data.
 pub fn decode(
-    file: &Buffer,
+    msg: &Buffer,
     entry: &IndexEntry,
     first_key: &[u8],
     last_key: &[u8],
@@ -152,10 +151,11 @@ pub fn decode(
     let off = entry.msg_offset;
     let corrupt = |reason: String| Error::corrupt(path, off, reason);
     let len = u64::from(entry.meta_len) + entry.body_len;
-    if off.checked_add(len).is_none_or(|e| e > file.len() as u64) {
-        return Err(corrupt("block message beyond the end of the file".into()));
+    if msg.len() as u64 != len {
+        return Err(corrupt(
+            "block message length disagrees with the index".into(),
+        ));
     }
-    let msg = file.slice_with_length(off as usize, len as usize);
     // Planted bug (G6): blocks are read without their checksum check.
     if crc32fast::hash(msg.as_slice()) != entry.crc
         && !crate::checksums_skipped()
@@ -169,7 +169,7 @@ pub fn decode(
     // The CRC matched, so the bytes are what the writer produced; the unwind guard only
     // keeps a hypothetical arrow panic on hostile input from crossing our API.
     let batch = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decoder.read_record_batch(&block, &msg)
+        decoder.read_record_batch(&block, msg)
     }))
     .map_err(|_| corrupt("arrow decoder panicked".into()))?
     .map_err(|e| corrupt(format!("arrow decode: {e}")))?

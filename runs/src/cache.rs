@@ -1,9 +1,8 @@
 //! The block cache: decoded blocks of all runs of one database, bounded by bytes.
 //!
 //! Keys are `(run id, block number)`; run ids are file numbers, unique per database. The
-//! weight of an entry is the memory its arrays reference (owned buffers after
-//! decompression, mapped pages otherwise; a cached uncompressed block keeps its file's map
-//! alive until evicted).
+//! weight of an entry is the memory its arrays reference: the message buffer the block was
+//! read into, or the buffers decompression produced.
 
 use crate::block::DecodedBlock;
 use quick_cache::sync::Cache;

@@ -1,26 +1,27 @@
 //! [`RunReader`]: opens a run file, answers point lookups and serves range iterators.
 //!
-//! Opening needs one map and a handful of reads from its end: the last 10 bytes give the
-//! footer length, the 40-byte private tail sits just before the footer, and the tail
-//! points to the private region (properties, block index, bloom filter). Tail, footer and
-//! private region are checksum-verified at open; each block is verified when it is first
-//! loaded, then kept decoded in the shared [`BlockCache`].
+//! Opening reads four pieces, none of them blocks: the leading magic, the last 10 bytes
+//! (the footer length), the 40-byte private tail with the footer just after it, and the
+//! private region the tail points to (properties, block index, bloom filter). Tail, footer
+//! and private region are checksum-verified at open and kept in memory. Each block is read
+//! with one positional read (`pread`) when first needed, verified, and kept decoded in the
+//! shared [`BlockCache`]; nothing maps the file, so the process's memory is what the cache
+//! and the indexes hold, however large the runs (the page cache keeps the rest).
 
 use crate::block::{self, DecodedBlock};
 use crate::bloom::{Filter, KeyHash};
 use crate::cache::BlockCache;
 use crate::error::Error;
 use crate::framing::{Tail, LEADING_MAGIC, TAIL_LEN, TRAILING_MAGIC};
-use crate::index::{self, Private};
+use crate::index::{self, IndexEntry, Private};
 use crate::prefix::KeyWords;
 use crate::writer::RunMeta;
-use arrow_buffer::Buffer;
+use arrow_buffer::{Buffer, MutableBuffer};
 use chronokv_snapshot::{internal_cmp, Bytes, Entry, Kind, Version};
-use chronokv_vfs::{MappedFile, Vfs};
+use chronokv_vfs::{RandomAccessFile, Vfs};
 use std::cmp::Ordering;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// An open run file. `Send + Sync`; share it as `Arc<RunReader>`.
@@ -28,7 +29,7 @@ pub struct RunReader {
     path: PathBuf,
     id: u64,
     cache: Arc<BlockCache>,
-    file: Buffer,
+    file: Arc<dyn RandomAccessFile>,
     private: Private,
     /// Ordinal of the first entry of each block, plus the total at the end.
     starts: Vec<u64>,
@@ -49,65 +50,64 @@ impl std::fmt::Debug for RunReader {
     }
 }
 
-/// Keeps the mapping alive for as long as arrow buffers point into it.
-struct MapOwner(#[allow(dead_code)] Arc<dyn MappedFile>);
-
 impl RunReader {
-    /// Maps the file and verifies the tail, footer and private region checksums; loads the
+    /// Opens the file and verifies the tail, footer and private region checksums; loads the
     /// index and the bloom filter. `id` (the file number) keys the block cache.
+    ///
+    /// Only the end of the file is read here; blocks are read (`pread`) when first needed
+    /// and kept in the cache, so the process holds what the cache and the indexes charge,
+    /// never a mapping of the whole file.
     pub fn open(
         vfs: &dyn Vfs,
         path: &Path,
         id: u64,
         cache: Arc<BlockCache>,
     ) -> Result<Arc<RunReader>, Error> {
-        let map = vfs.map(path).map_err(|e| Error::io(path, e))?;
-        let bytes = map.bytes();
+        let file = vfs.open_read(path).map_err(|e| Error::io(path, e))?;
+        let read = |off: u64, len: usize| read_at(&*file, path, off, len);
         let corrupt = |off: u64, r: &str| Error::corrupt(path, off, r);
-        let len = bytes.len();
-        let min_len = LEADING_MAGIC.len() + 8 + TAIL_LEN + 10;
+        let len = file.len();
+        let min_len = (LEADING_MAGIC.len() + 8 + TAIL_LEN + 10) as u64;
         if len < min_len {
             return Err(corrupt(0, "file too short for a run"));
         }
-        if &bytes[..8] != LEADING_MAGIC {
+        if read(0, 8)? != LEADING_MAGIC {
             return Err(corrupt(0, "leading ARROW1 magic missing"));
         }
-        if &bytes[len - 6..] != TRAILING_MAGIC {
-            return Err(corrupt(len as u64 - 6, "trailing ARROW1 magic missing"));
+        let end = read(len - 10, 10)?;
+        if &end[4..] != TRAILING_MAGIC {
+            return Err(corrupt(len - 6, "trailing ARROW1 magic missing"));
         }
-        let footer_len = i32::from_le_bytes([
-            bytes[len - 10],
-            bytes[len - 9],
-            bytes[len - 8],
-            bytes[len - 7],
-        ]);
-        let footer_start = usize::try_from(footer_len)
+        let footer_len = i32::from_le_bytes([end[0], end[1], end[2], end[3]]);
+        let footer_start = u64::try_from(footer_len)
             .ok()
             .and_then(|f| (len - 10).checked_sub(f))
             .filter(|&s| s >= min_len - 10)
-            .ok_or_else(|| corrupt(len as u64 - 10, "footer length out of range"))?;
-        let tail_start = footer_start - TAIL_LEN;
-        let tail = Tail::decode(&bytes[tail_start..footer_start])
-            .map_err(|r| corrupt(tail_start as u64, &r))?;
-        if crc32fast::hash(&bytes[footer_start..len - 10]) != tail.footer_crc
-            && !crate::checksums_skipped()
-        {
-            return Err(corrupt(footer_start as u64, "footer checksum mismatch"));
+            .ok_or_else(|| corrupt(len - 10, "footer length out of range"))?;
+        let tail_start = footer_start - TAIL_LEN as u64;
+        // Tail and footer in one read.
+        let tail_footer = read(tail_start, (len - 10 - tail_start) as usize)?;
+        let (tail_bytes, footer) = tail_footer.split_at(TAIL_LEN);
+        let tail = Tail::decode(tail_bytes).map_err(|r| corrupt(tail_start, &r))?;
+        if crc32fast::hash(footer) != tail.footer_crc && !crate::checksums_skipped() {
+            return Err(corrupt(footer_start, "footer checksum mismatch"));
         }
         let p_start = tail.private_offset;
-        if p_start < 16 || p_start.checked_add(tail.private_len) != Some(tail_start as u64) {
+        if p_start < 16 || p_start.checked_add(tail.private_len) != Some(tail_start) {
             return Err(corrupt(
-                tail_start as u64,
+                tail_start,
                 "private region bounds disagree with the tail",
             ));
         }
-        let region = &bytes[p_start as usize..tail_start];
+        // Block messages end at the EOS marker that precedes the private region; both
+        // come in one read.
+        let eos = p_start - 8;
+        let eos_region = read(eos, (tail_start - eos) as usize)?;
+        let (eos_bytes, region) = eos_region.split_at(8);
         if crc32fast::hash(region) != tail.private_crc && !crate::checksums_skipped() {
             return Err(corrupt(p_start, "private region checksum mismatch"));
         }
-        // Block messages end at the EOS marker that precedes the private region.
-        let eos = p_start - 8;
-        if bytes[eos as usize..p_start as usize] != crate::framing::EOS {
+        if eos_bytes != crate::framing::EOS {
             return Err(corrupt(eos, "end-of-stream marker missing"));
         }
         let private = index::decode(region, eos).map_err(|(o, r)| corrupt(p_start + o, &r))?;
@@ -121,7 +121,7 @@ impl RunReader {
         let first = &private.entries[0];
         let last = &private.entries[private.entries.len() - 1];
         let meta = RunMeta {
-            file_size: len as u64,
+            file_size: len,
             entry_count: private.entry_count,
             tombstone_count: private.tombstone_count,
             block_count: private.entries.len() as u32,
@@ -135,11 +135,6 @@ impl RunReader {
             &meta.max_key,
             private.entries.iter().map(|e| private.key(e.last_key)),
         );
-        let ptr = NonNull::new(bytes.as_ptr() as *mut u8).ok_or_else(|| corrupt(0, "null map"))?;
-        let owner: Arc<dyn arrow_buffer::alloc::Allocation> = Arc::new(MapOwner(map.clone()));
-        // SAFETY: `ptr` points to `len` readable bytes owned by `map`, which `owner` keeps
-        // alive; a MappedFile's bytes never change while it lives.
-        let file = unsafe { Buffer::from_custom_allocation(ptr, len, owner) };
         Ok(Arc::new(RunReader {
             path: path.to_path_buf(),
             id,
@@ -170,8 +165,9 @@ impl RunReader {
 
     fn decode_block(&self, i: usize) -> Result<DecodedBlock, Error> {
         let e = &self.private.entries[i];
+        let msg = self.read_message(e)?;
         block::decode(
-            &self.file,
+            &msg,
             e,
             self.private.key(e.first_key),
             self.private.key(e.last_key),
@@ -179,13 +175,40 @@ impl RunReader {
         )
     }
 
+    /// The bytes of block message `e`, read into a 64-byte aligned buffer (Arrow's
+    /// alignment; arrays decoded from it share it, no copy). Messages start at multiples
+    /// of 8 and pad their buffers to 8, so every array stays aligned for its type.
+    fn read_message(&self, e: &IndexEntry) -> Result<Buffer, Error> {
+        let len = u64::from(e.meta_len) + e.body_len;
+        if e.msg_offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.meta.file_size)
+        {
+            return Err(Error::corrupt(
+                &self.path,
+                e.msg_offset,
+                "block message beyond the end of the file",
+            ));
+        }
+        let mut buf = MutableBuffer::from_len_zeroed(len as usize);
+        fill_at(&*self.file, &self.path, e.msg_offset, buf.as_slice_mut())?;
+        Ok(buf.into())
+    }
+
     /// Block `i`, from the cache or decoded (and cached).
     pub(crate) fn block(&self, i: usize) -> Result<Arc<DecodedBlock>, Error> {
+        self.block_filling(i, true)
+    }
+
+    /// Block `i`, from the cache or decoded; cached only if `fill_cache`.
+    fn block_filling(&self, i: usize, fill_cache: bool) -> Result<Arc<DecodedBlock>, Error> {
         if let Some(b) = self.cache.get(self.id, i as u32) {
             return Ok(b);
         }
         let b = Arc::new(self.decode_block(i)?);
-        self.cache.insert(self.id, i as u32, b.clone());
+        if fill_cache {
+            self.cache.insert(self.id, i as u32, b.clone());
+        }
         Ok(b)
     }
 
@@ -272,6 +295,17 @@ impl RunReader {
             lo,
             hi,
             state: State::Unstarted,
+            fill_cache: true,
+        }
+    }
+
+    /// Every entry, front to back, reading blocks that are not cached without caching
+    /// them: a compaction reads each block once, and caching its inputs would evict the
+    /// blocks readers use (RocksDB's `fill_cache = false` for compaction reads).
+    pub fn scan_uncached(self: &Arc<Self>) -> RunIter {
+        RunIter {
+            fill_cache: false,
+            ..self.range(Bound::Unbounded, Bound::Unbounded)
         }
     }
 
@@ -321,9 +355,10 @@ impl RunReader {
     /// chronokv itself never reads, but which every Arrow tool reading the run needs: it
     /// must decode to exactly the run schema and end before the first block.
     fn check_schema(&self) -> Result<(), Error> {
-        let bytes = self.file.as_slice();
+        let first_block = self.private.entries[0].msg_offset;
+        let bytes = read_at(&*self.file, &self.path, 0, first_block as usize)?;
+        let first_block = first_block as usize;
         let corrupt = |off: usize, r: String| Error::corrupt(&self.path, off as u64, r);
-        let first_block = self.private.entries[0].msg_offset as usize;
         let prefix_end = LEADING_MAGIC.len() + 8;
         if first_block < prefix_end || bytes[8..12] != [0xff; 4] {
             return Err(corrupt(
@@ -364,6 +399,37 @@ impl RunReader {
     }
 }
 
+/// `len` bytes of `file` at `off`; a file shorter than that is corrupt, not an I/O error.
+fn read_at(
+    file: &dyn RandomAccessFile,
+    path: &Path,
+    off: u64,
+    len: usize,
+) -> Result<Vec<u8>, Error> {
+    let mut buf = vec![0u8; len];
+    fill_at(file, path, off, &mut buf)?;
+    Ok(buf)
+}
+
+/// Fills `buf` from `file` at `off`; a file that ends first (truncated under the reader,
+/// or shorter than its own index says) is corrupt at `off`, not an I/O error.
+fn fill_at(
+    file: &dyn RandomAccessFile,
+    path: &Path,
+    off: u64,
+    buf: &mut [u8],
+) -> Result<(), Error> {
+    match file.read_exact_at(off, buf) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::corrupt(
+            path,
+            off,
+            format!("{} bytes at {off} lie past the end of the file", buf.len()),
+        )),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 enum State {
     Unstarted,
     Active {
@@ -382,6 +448,7 @@ pub struct RunIter {
     lo: Bound<Bytes>,
     hi: Bound<Bytes>,
     state: State,
+    fill_cache: bool,
 }
 
 impl std::fmt::Debug for RunIter {
@@ -419,7 +486,12 @@ impl RunIter {
     fn step(&mut self, forward: bool) -> Result<Option<Entry>, Error> {
         self.start()?;
         // Borrowed apart (no Arc clone per step).
-        let RunIter { run, state, .. } = self;
+        let RunIter {
+            run,
+            state,
+            fill_cache,
+            ..
+        } = self;
         let State::Active {
             front,
             back,
@@ -442,7 +514,7 @@ impl RunIter {
             _ => run.block_of(ord),
         };
         if slot.as_ref().is_none_or(|(i, _)| *i != bi) {
-            *slot = Some((bi, run.block(bi)?));
+            *slot = Some((bi, run.block_filling(bi, *fill_cache)?));
         }
         let Some((_, b)) = slot.as_ref() else {
             return Ok(None);

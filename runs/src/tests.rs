@@ -730,3 +730,57 @@ fn value_of_256_mib() {
     assert!(got.2.iter().all(|&b| b == 0xab));
     assert!(run.verify().is_empty());
 }
+
+#[test]
+fn an_uncached_scan_reads_every_entry_and_leaves_the_cache_empty() {
+    let (fs, path) = fs();
+    let rows: Vec<Row> = (0..200)
+        .map(|i| put(&format!("k{i:04}"), i + 1, "v"))
+        .collect();
+    write(&fs, &path, &rows, small_blocks());
+    let cache = BlockCache::new(1 << 20);
+    let run = RunReader::open(&fs, &path, 1, cache.clone()).unwrap();
+    let scanned: Vec<Row> = run.scan_uncached().map(|e| as_row(e.unwrap())).collect();
+    assert_eq!(scanned, rows);
+    assert_eq!(cache.weight(), 0, "an uncached scan filled the cache");
+    // A cached block is still used (a hit), and a normal range fills the cache.
+    let cached: Vec<Row> = run
+        .range(Bound::Unbounded, Bound::Unbounded)
+        .map(|e| as_row(e.unwrap()))
+        .collect();
+    assert_eq!(cached, rows);
+    assert!(cache.weight() > 0);
+    let hits = cache.hits();
+    assert_eq!(run.scan_uncached().count(), rows.len());
+    assert!(
+        cache.hits() > hits,
+        "the uncached scan ignored cached blocks"
+    );
+}
+
+#[test]
+fn a_run_truncated_after_open_fails_its_block_reads_with_a_typed_error() {
+    // The reader keeps no map: a block is read when first needed, so a file cut short
+    // under an open reader is an error naming the file, never a SIGBUS or a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("000001.run");
+    let real = chronokv_vfs::RealFs;
+    let rows: Vec<Row> = (0..200)
+        .map(|i| put(&format!("k{i:04}"), i + 1, "v"))
+        .collect();
+    let mut w = RunWriter::create(Arc::new(real), &path, small_blocks()).unwrap();
+    for (k, v, kind, val) in &rows {
+        w.add(k, Version(*v), *v * 1000, *kind, val).unwrap();
+    }
+    w.finish().unwrap();
+    let run = RunReader::open(&real, &path, 1, BlockCache::new(1 << 20)).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let err = run.get(b"k0150", Version(u64::MAX)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("000001.run"), "{text}");
+}

@@ -295,6 +295,9 @@ impl Vfs for FaultFs {
     fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>> {
         self.inner.map(path)
     }
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn crate::RandomAccessFile>> {
+        self.inner.open_read(path)
+    }
     fn file_size(&self, path: &Path) -> io::Result<u64> {
         self.inner.file_size(path)
     }

@@ -71,6 +71,53 @@ pub trait MappedFile: Send + Sync + std::panic::RefUnwindSafe + Debug {
     fn bytes(&self) -> &[u8];
 }
 
+/// An immutable file opened for reads at any offset (`pread` on a real file system).
+///
+/// Unlike a [`MappedFile`], reading through it leaves the bytes in the operating system's
+/// page cache rather than in the process's resident set, so a reader that copies what it
+/// needs into a bounded cache keeps the process's memory bounded however large the file.
+pub trait RandomAccessFile: Send + Sync + std::panic::RefUnwindSafe + Debug {
+    /// Fills `buf` with the bytes at `offset`; fails (`UnexpectedEof`) if the file ends
+    /// first.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// The file's length in bytes when it was opened.
+    fn len(&self) -> u64;
+    /// True for an empty file.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A [`RandomAccessFile`] served from a [`MappedFile`]: the default for file systems
+/// without a positional read of their own (in-memory ones, wrappers).
+#[derive(Debug)]
+pub struct MappedReader(pub Arc<dyn MappedFile>);
+
+impl RandomAccessFile for MappedReader {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let bytes = self.0.bytes();
+        let src = usize::try_from(offset)
+            .ok()
+            .and_then(|o| bytes.get(o..o.checked_add(buf.len())?))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "read of {} bytes at {offset} past the end ({} bytes)",
+                        buf.len(),
+                        bytes.len()
+                    ),
+                )
+            })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.0.bytes().len() as u64
+    }
+}
+
 /// A held exclusive lock on a directory; released on drop.
 pub trait DirLock: Send + Sync + Debug {}
 
@@ -84,6 +131,12 @@ pub trait Vfs: Send + Sync + Debug {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Maps a whole file read-only.
     fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>>;
+    /// Opens an immutable file for positional reads. The default serves them from
+    /// [`Vfs::map`]; [`RealFs`] reads with `pread`, so pages read stay out of the process's
+    /// resident set.
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        Ok(Arc::new(MappedReader(self.map(path)?)))
+    }
     /// The length of a file in bytes.
     fn file_size(&self, path: &Path) -> io::Result<u64>;
     /// True when `path` names an existing file or directory.

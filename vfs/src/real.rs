@@ -1,12 +1,13 @@
 //! [`RealFs`]: the operating system's file system.
 
-use crate::{DirLock, MappedFile, Vfs, WritableFile};
+use crate::{DirLock, MappedFile, RandomAccessFile, Vfs, WritableFile};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The real file system: `std::fs` for I/O and `memmap2` for reads.
+/// The real file system: `std::fs` for I/O, `pread` for positional reads and `memmap2`
+/// for maps.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;
 
@@ -49,6 +50,23 @@ impl MappedFile for RealMap {
 }
 
 #[derive(Debug)]
+struct RealReader {
+    file: File,
+    len: u64,
+}
+
+impl RandomAccessFile for RealReader {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
 struct RealLock {
     _file: File,
 }
@@ -83,6 +101,12 @@ impl Vfs for RealFs {
         // A file changed behind our back by another program is outside the contract.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Arc::new(RealMap::Mapped(map)))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Arc::new(RealReader { file, len }))
     }
 
     fn file_size(&self, path: &Path) -> io::Result<u64> {
@@ -156,6 +180,13 @@ mod tests {
         fs.rename(&a, &b).unwrap();
         fs.sync_dir(dir.path()).unwrap();
         assert_eq!(fs.map(&b).unwrap().bytes(), b"hello");
+        let r = fs.open_read(&b).unwrap();
+        assert_eq!(r.len(), 5);
+        let mut buf = [0u8; 3];
+        r.read_exact_at(1, &mut buf).unwrap();
+        assert_eq!(&buf, b"ell");
+        let eof = r.read_exact_at(3, &mut buf).unwrap_err();
+        assert_eq!(eof.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(fs.list(dir.path()).unwrap(), vec!["b".to_string()]);
         let lock_path = dir.path().join("LOCK");
         let held = fs.lock(&lock_path).unwrap();

@@ -269,6 +269,10 @@ impl Vfs for TracingFs {
         self.inner.map(path)
     }
 
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn chronokv_vfs::RandomAccessFile>> {
+        self.inner.open_read(path)
+    }
+
     fn file_size(&self, path: &Path) -> io::Result<u64> {
         self.inner.file_size(path)
     }
