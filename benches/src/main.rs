@@ -79,34 +79,47 @@ fn main() {
 fn child(args: &Args, engine: &str) -> BenchResult<()> {
     let settings = args.settings();
     let stdout = std::io::stdout();
+    let sampler = chronokv_bench::sys::RssSampler::start(std::time::Duration::from_millis(5));
+    let (mut peak, mut parts) = (0u64, (0u64, 0u64));
     for w in args.workloads()? {
+        chronokv_bench::sys::reset_peak_rss();
         let dir = args.out.join(engine).join(w.name());
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
         let (outcome, amp) = workload::run(engine, &dir, w, &settings)?;
+        let w_peak = chronokv_bench::sys::peak_rss_bytes().unwrap_or_default();
+        let (anon, file) = sampler.take_peaks();
+        (peak, parts) = (peak.max(w_peak), (parts.0.max(anon), parts.1.max(file)));
+        let mib = |b: u64| b >> 20;
         eprintln!(
-            "  {engine:>8} {:<16} {:>10} {} ({} ops in {:.2} s)",
+            "  {engine:>8} {:<16} {:>10} {} ({} ops in {:.2} s; peak RSS {} MiB, anon {}, file {})",
             w.name(),
             report::human(outcome.rate()),
             w.unit(),
             outcome.ops,
-            outcome.seconds
+            outcome.seconds,
+            mib(w_peak),
+            mib(anon),
+            mib(file),
         );
         let r = EngineReport {
             engine: engine.to_string(),
             outcomes: vec![outcome],
             amp,
             peak_rss: None,
+            peak_rss_parts: None,
         };
         let mut lock = stdout.lock();
         lock.write_all(r.to_lines().as_bytes())?;
         lock.flush()?;
         std::fs::remove_dir_all(&dir)?;
     }
+    // The per-workload peaks' maximum: each workload reset the kernel's peak.
     let r = EngineReport {
-        peak_rss: chronokv_bench::sys::peak_rss_bytes(),
+        peak_rss: Some(peak.max(chronokv_bench::sys::peak_rss_bytes().unwrap_or_default())),
+        peak_rss_parts: Some(parts),
         ..EngineReport::default()
     };
     std::io::stdout().write_all(r.to_lines().as_bytes())?;

@@ -16,6 +16,9 @@ pub struct EngineReport {
     pub amp: Option<Amplification>,
     /// Peak RSS of the process that ran only this engine, in bytes.
     pub peak_rss: Option<u64>,
+    /// Peaks of its anonymous and of its file-backed (mapped) RSS, sampled; each may come
+    /// from a different moment than `peak_rss`.
+    pub peak_rss_parts: Option<(u64, u64)>,
 }
 
 impl EngineReport {
@@ -51,6 +54,9 @@ impl EngineReport {
         if let Some(rss) = self.peak_rss {
             let _ = writeln!(out, "rss\t{rss}");
         }
+        if let Some((anon, file)) = self.peak_rss_parts {
+            let _ = writeln!(out, "rss_parts\t{anon}\t{file}");
+        }
         out
     }
 
@@ -84,6 +90,7 @@ impl EngineReport {
                     })
                 }
                 ["rss", rss] => r.peak_rss = Some(num(rss)?),
+                ["rss_parts", anon, file] => r.peak_rss_parts = Some((num(anon)?, num(file)?)),
                 _ => {}
             }
         }
@@ -165,20 +172,25 @@ pub fn markdown(reports: &[EngineReport]) -> String {
         }
         out.push('\n');
     }
-    out.push_str("\n| engine | write amp (engine counters) | write amp (process I/O, incl. WAL) | space amp | disk MiB | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|\n");
+    out.push_str("\n| engine | write amp (engine counters) | write amp (process I/O, incl. WAL) | space amp | disk MiB | peak RSS MiB | peak anon / file RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|\n");
     let mib = |b: u64| format!("{:.1}", b as f64 / (1 << 20) as f64);
     let amp = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     for r in reports {
         let a = r.amp.as_ref();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             r.engine,
             amp(a.and_then(Amplification::write_amp)),
             amp(a.and_then(Amplification::io_write_amp)),
             amp(a.map(Amplification::space_amp)),
             a.map_or("-".to_string(), |a| mib(a.disk_bytes)),
             r.peak_rss.map_or("-".to_string(), mib),
+            r.peak_rss_parts.map_or("-".to_string(), |(an, f)| format!(
+                "{} / {}",
+                mib(an),
+                mib(f)
+            )),
         );
     }
     out
@@ -208,7 +220,7 @@ pub fn results_csv(reports: &[EngineReport]) -> String {
 /// Per-engine amplification and memory as CSV (empty fields where unknown).
 pub fn engines_csv(reports: &[EngineReport]) -> String {
     let mut out = String::from(
-        "engine,user_bytes,disk_bytes,table_bytes_written,io_bytes_written,write_amp,io_write_amp,space_amp,peak_rss_bytes\n",
+        "engine,user_bytes,disk_bytes,table_bytes_written,io_bytes_written,write_amp,io_write_amp,space_amp,peak_rss_bytes,peak_rss_anon_bytes,peak_rss_file_bytes\n",
     );
     let u = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
     let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
@@ -216,7 +228,7 @@ pub fn engines_csv(reports: &[EngineReport]) -> String {
         let a = r.amp.as_ref();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{}",
             r.engine,
             u(a.map(|a| a.user_bytes)),
             u(a.map(|a| a.disk_bytes)),
@@ -226,6 +238,8 @@ pub fn engines_csv(reports: &[EngineReport]) -> String {
             f(a.and_then(Amplification::io_write_amp)),
             f(a.map(Amplification::space_amp)),
             u(r.peak_rss),
+            u(r.peak_rss_parts.map(|p| p.0)),
+            u(r.peak_rss_parts.map(|p| p.1)),
         );
     }
     out
@@ -327,6 +341,7 @@ mod tests {
                     io_bytes_written: None,
                 }),
                 peak_rss: Some(100 << 20),
+                peak_rss_parts: Some((90 << 20, 10 << 20)),
             },
             EngineReport {
                 engine: "rocksdb".into(),
@@ -336,12 +351,14 @@ mod tests {
                 ],
                 amp: None,
                 peak_rss: None,
+                peak_rss_parts: None,
             },
             EngineReport {
                 engine: "fjall".into(),
                 outcomes: vec![o(Workload::FillRandom, 1000, 1.0, 0)],
                 amp: None,
                 peak_rss: None,
+                peak_rss_parts: None,
             },
         ]
     }
@@ -354,11 +371,11 @@ mod tests {
 | fillrandom | ops/s | 2.0k | 4.0k | 1.0k | 0.50x | 2.00x | 0.50x |
 | readrandom | ops/s | 4.0k | 2.0k | - | 2.00x | - | 2.00x |
 
-| engine | write amp (engine counters) | write amp (process I/O, incl. WAL) | space amp | disk MiB | peak RSS MiB |
-|---|---:|---:|---:|---:|---:|
-| chronokv | 2.00 | - | 18.08 | 2.0 | 100.0 |
-| rocksdb | - | - | - | - | - |
-| fjall | - | - | - | - | - |
+| engine | write amp (engine counters) | write amp (process I/O, incl. WAL) | space amp | disk MiB | peak RSS MiB | peak anon / file RSS MiB |
+|---|---:|---:|---:|---:|---:|---:|
+| chronokv | 2.00 | - | 18.08 | 2.0 | 100.0 | 90.0 / 10.0 |
+| rocksdb | - | - | - | - | - | - |
+| fjall | - | - | - | - | - | - |
 ";
         assert_eq!(markdown(&sample()), expected);
     }
@@ -374,9 +391,9 @@ mod tests {
         );
         assert_eq!(
             engines_csv(&r[..2]),
-            "engine,user_bytes,disk_bytes,table_bytes_written,io_bytes_written,write_amp,io_write_amp,space_amp,peak_rss_bytes\n\
-             chronokv,116000,2097152,232000,,2.0000,,18.0789,104857600\n\
-             rocksdb,,,,,,,,\n"
+            "engine,user_bytes,disk_bytes,table_bytes_written,io_bytes_written,write_amp,io_write_amp,space_amp,peak_rss_bytes,peak_rss_anon_bytes,peak_rss_file_bytes\n\
+             chronokv,116000,2097152,232000,,2.0000,,18.0789,104857600,94371840,10485760\n\
+             rocksdb,,,,,,,,,,\n"
         );
     }
 
