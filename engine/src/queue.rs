@@ -60,10 +60,13 @@ fn conflict_error(start: Version, c: Conflict) -> Error {
     Error::Conflict { reason }
 }
 
-/// A queued request and the place its writer waits for the outcome. The leader's work
-/// sees the request through `Deref`.
+/// A queued request, the outcome the leader's work gives it, and the place its writer
+/// waits for the result. The leader's work sees the request through `Deref`.
 pub struct Slot {
     request: Request,
+    /// Set by the leader's work, read by the leader once the work is over.
+    outcome: Mutex<Option<Result<Version>>>,
+    /// What the writer returns, handed over under the queue's lock.
     result: Mutex<Option<Result<Version>>>,
 }
 
@@ -71,6 +74,42 @@ impl std::ops::Deref for Slot {
     type Target = Request;
     fn deref(&self) -> &Request {
         &self.request
+    }
+}
+
+impl Slot {
+    fn new(request: Request) -> Slot {
+        Slot {
+            request,
+            outcome: Mutex::new(None),
+            result: Mutex::new(None),
+        }
+    }
+
+    /// Records this request's outcome (the leader's work calls it once per request).
+    pub fn set_outcome(&self, outcome: Result<Version>) {
+        *self.outcome.lock() = Some(outcome);
+    }
+
+    /// The version of the request's last entry, once the work gave it one.
+    pub fn committed(&self) -> Option<Version> {
+        match &*self.outcome.lock() {
+            Some(Ok(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// What the writer gets once the group's `work` returned `outcome`; `leads` says
+    /// whether this request led the group.
+    fn finish(&self, outcome: &Result<()>, leads: bool) -> Result<Version> {
+        match outcome {
+            Ok(()) => self.outcome.lock().take().unwrap_or(Err(Error::Closed)),
+            // Followers learn that the store stopped; a closed store is just closed.
+            Err(e) if leads || matches!(e, Error::Closed) => Err(clone_for_leader(e)),
+            Err(e) => Err(Error::Poisoned {
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 
@@ -88,18 +127,34 @@ pub struct CommitQueue {
 }
 
 /// The leader's work for one group: given the requests in queue order and their encoded
-/// bytes, each request's outcome in the same order, or one error for the whole group.
-pub type GroupWork<'a> = dyn FnMut(&[Arc<Slot>], usize) -> Result<Vec<Result<Version>>> + 'a;
+/// bytes, records each request's outcome ([`Slot::set_outcome`]), or fails the whole group.
+pub type GroupWork<'a> = dyn FnMut(&[&Slot], usize) -> Result<()> + 'a;
 
 impl CommitQueue {
     /// Queues `request` and waits until it is applied, leading the group whose turn it is
     /// when this writer reaches the front. Returns the version of the batch's last entry.
+    ///
+    /// A writer that finds no one queued and no leader at work leads a group of its own
+    /// at once: its slot stays on its stack and nothing is allocated for the hand-off
+    /// (the usual case of a single writing thread). Writers that arrive meanwhile queue
+    /// and wait for it as for any leader.
     pub fn submit(&self, request: Request, work: &mut GroupWork<'_>) -> Result<Version> {
-        let me = Arc::new(Slot {
-            request,
-            result: Mutex::new(None),
-        });
         let mut q = self.state.lock();
+        if q.queue.is_empty() && !q.leader_active {
+            q.leader_active = true;
+            drop(q);
+            let me = Slot::new(request);
+            let bytes = me.batch.encoded_len();
+            let outcome = work(&[&me], bytes);
+            let mut q = self.state.lock();
+            q.leader_active = false;
+            if !q.queue.is_empty() {
+                self.wake.notify_all();
+            }
+            drop(q);
+            return me.finish(&outcome, true);
+        }
+        let me = Arc::new(Slot::new(request));
         q.queue.push_back(me.clone());
         loop {
             if let Some(r) = me.result.lock().take() {
@@ -124,18 +179,11 @@ impl CommitQueue {
         }
         drop(q);
 
-        let outcome = work(&group, bytes);
+        let slots: Vec<&Slot> = group.iter().map(|s| &**s).collect();
+        let outcome = work(&slots, bytes);
         let mut q = self.state.lock();
-        let mut outcome = outcome.map(Vec::into_iter);
         for (i, slot) in group.iter().enumerate() {
-            let r = match &mut outcome {
-                Ok(results) => results.next().unwrap_or(Err(Error::Closed)),
-                // Followers learn that the store stopped; a closed store is just closed.
-                Err(e) if i == 0 || matches!(e, Error::Closed) => Err(clone_for_leader(e)),
-                Err(e) => Err(Error::Poisoned {
-                    reason: e.to_string(),
-                }),
-            };
+            let r = slot.finish(&outcome, i == 0);
             *slot.result.lock() = Some(r);
         }
         q.leader_active = false;
