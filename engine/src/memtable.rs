@@ -18,36 +18,82 @@ use bytes::{Bytes, BytesMut};
 use chronokv_snapshot::{Entry, Kind, Version};
 use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
-use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// User key ascending, then version descending (the internal order).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// An entry's key, version and kind, ordered by user key ascending, then version
+/// descending (the internal order; the kind takes no part in it). The key and the value
+/// are one `Bytes` (`kv`, the key's `key_len` bytes then the value's, as the arena copied
+/// them), so a skiplist node carries one `Bytes` header instead of two.
+#[derive(Debug, Clone)]
 struct InternalKey {
-    key: Bytes,
-    version: Reverse<u64>,
+    kv: Bytes,
+    version: u64,
+    key_len: u32,
+    kind: Kind,
 }
 
 impl InternalKey {
+    /// A bound at `version` of `key` (no value).
+    fn at(key: Bytes, version: u64) -> Self {
+        InternalKey {
+            key_len: key.len() as u32, // keys are at most MAX_KEY_LEN (64 KiB)
+            kv: key,
+            version,
+            kind: Kind::Put,
+        }
+    }
+
     /// The first internal key of `key` (its newest possible version).
     fn first_of(key: Bytes) -> Self {
-        InternalKey {
-            key,
-            version: Reverse(u64::MAX),
-        }
+        Self::at(key, u64::MAX)
     }
 
     /// The last internal key of `key` (its oldest possible version).
     fn last_of(key: Bytes) -> Self {
-        InternalKey {
-            key,
-            version: Reverse(0),
-        }
+        Self::at(key, 0)
+    }
+
+    /// The user key.
+    fn key(&self) -> &[u8] {
+        &self.kv[..self.key_len as usize]
+    }
+
+    /// The user key as a `Bytes` sharing the arena.
+    fn key_bytes(&self) -> Bytes {
+        self.kv.slice(..self.key_len as usize)
+    }
+
+    /// The value as a `Bytes` sharing the arena.
+    fn value(&self) -> Bytes {
+        self.kv.slice(self.key_len as usize..)
     }
 }
+
+impl Ord for InternalKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Written out rather than through `dyn KeyView`: inserts compare with this.
+        self.key()
+            .cmp(other.key())
+            .then(other.version.cmp(&self.version))
+    }
+}
+
+impl PartialOrd for InternalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for InternalKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.key() == other.key()
+    }
+}
+
+impl Eq for InternalKey {}
 
 /// A borrowed view of an internal key. The skiplist is keyed by [`InternalKey`], which
 /// borrows as `dyn KeyView`, so a lookup can compare against a `(&[u8], version)` probe
@@ -58,7 +104,7 @@ trait KeyView {
 
 impl KeyView for InternalKey {
     fn parts(&self) -> (&[u8], u64) {
-        (&self.key, self.version.0)
+        (self.key(), self.version)
     }
 }
 
@@ -77,8 +123,8 @@ impl<'a> std::borrow::Borrow<dyn KeyView + 'a> for InternalKey {
     }
 }
 
-// The same order as `InternalKey`'s derived one (key ascending, version descending), as
-// `Borrow` requires.
+// `InternalKey`'s order (key ascending, version descending), which `Borrow` requires to
+// be the same for both.
 impl Ord for dyn KeyView + '_ {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         let ((ka, va), (kb, vb)) = (self.parts(), other.parts());
@@ -100,28 +146,28 @@ impl PartialEq for dyn KeyView + '_ {
 
 impl Eq for dyn KeyView + '_ {}
 
-/// The skiplist's value: kind, commit time (µs), value.
-type Slot = (Kind, u64, Bytes);
+/// The skiplist's value: the commit time (µs).
+type Slot = u64;
 
 /// The heap bytes one skiplist node takes, on average: crossbeam's node holds the key
-/// (`InternalKey`, a `Bytes` header and the version) and the value (`Slot`, with a second
-/// `Bytes` header), a reference count and height word, and a tower of `height` 8-byte
-/// pointers, with `height` drawn as 1 + the trailing zeros of a random word (mean 2); the
-/// allocator adds an 8-byte header and rounds to 16 bytes (glibc), about 8 bytes on
-/// average. With 16-byte keys that is 120 bytes; the memtable test
+/// (`InternalKey`: a `Bytes` header, the version, key length and kind) and the value (the
+/// time), a reference count and height word, and a tower of `height` 8-byte pointers,
+/// with `height` drawn as 1 + the trailing zeros of a random word (mean 2); the allocator
+/// adds an 8-byte header and rounds to 16 bytes (glibc), about 8 bytes on average: 88
+/// bytes; the memtable test
 /// `approx_bytes_tracks_the_heap` checks the estimate against a counting allocator.
 pub(crate) const NODE_BYTES: usize =
     std::mem::size_of::<InternalKey>() + std::mem::size_of::<Slot>() + 8 + 2 * 8 + 8;
 
 /// The first arena chunk's size; each next chunk doubles, up to [`MAX_CHUNK`].
 const FIRST_CHUNK: usize = 8 << 10;
-/// The largest arena chunk. An entry above a quarter of it gets its own two allocations,
+/// The largest arena chunk. An entry above a quarter of it gets an allocation of its own,
 /// so a chunk's wasted tail (when the next entry does not fit) stays small.
 const MAX_CHUNK: usize = 1 << 20;
 
 /// The memory that holds a memtable's keys and values: entries are copied one after the
-/// other into the current chunk, and each key and value is a `Bytes` sharing the chunk
-/// (a reference count each), so a chunk lives until the memtable and every key or value
+/// other into the current chunk, and each entry's key and value are a `Bytes` sharing the
+/// chunk (a reference count), so a chunk lives until the memtable and every key or value
 /// read from it are dropped. Only the commit leader (or recovery) inserts, so the lock is
 /// never contended.
 #[derive(Debug, Default)]
@@ -133,18 +179,16 @@ struct Arena {
 }
 
 impl Arena {
-    /// Copies `key` and `value` in; returns them and the heap bytes this added: the bytes
-    /// copied, plus the tail of a chunk left unused when a new chunk had to start, or for
-    /// an entry that gets its own allocations, their sizes.
-    fn copy(&mut self, key: &[u8], value: &[u8]) -> (Bytes, Bytes, usize) {
+    /// Copies `key` then `value` in; returns them as one `Bytes` and the heap bytes this
+    /// added: the bytes copied, plus the tail of a chunk left unused when a new chunk had
+    /// to start, or for an entry that gets an allocation of its own, its size.
+    fn copy(&mut self, key: &[u8], value: &[u8]) -> (Bytes, usize) {
         let n = key.len() + value.len();
         if n > MAX_CHUNK / 4 {
-            let bytes = n + 2 * 16; // two allocations, with the allocator's headers
-            return (
-                Bytes::copy_from_slice(key),
-                Bytes::copy_from_slice(value),
-                bytes,
-            );
+            let mut own = Vec::with_capacity(n);
+            own.extend_from_slice(key);
+            own.extend_from_slice(value);
+            return (Bytes::from(own), n + 16 + 32); // with malloc's header and `Shared`
         }
         let mut added = n;
         if self.chunk.capacity() < n {
@@ -156,9 +200,7 @@ impl Arena {
         // Within the capacity: no reallocation, the chunk stays where its entries are.
         self.chunk.extend_from_slice(key);
         self.chunk.extend_from_slice(value);
-        let mut key = self.chunk.split();
-        let value = key.split_off(key.len() - value.len());
-        (key.freeze(), value.freeze(), added)
+        (self.chunk.split().freeze(), added)
     }
 }
 
@@ -210,14 +252,17 @@ impl Memtable {
     /// Inserts one entry committed at `time` (µs), copying key and value into the arena.
     /// Only the commit leader (or recovery) calls this.
     pub fn insert(&self, key: &[u8], version: Version, time: u64, kind: Kind, value: &[u8]) {
-        let (key, value, copied) = self.arena.lock().copy(key, value);
+        let key_len = key.len() as u32; // keys are at most MAX_KEY_LEN (64 KiB)
+        let (kv, copied) = self.arena.lock().copy(key, value);
         let size = copied + NODE_BYTES;
         self.map.insert(
             InternalKey {
-                key,
-                version: Reverse(version.0),
+                kv,
+                version: version.0,
+                key_len,
+                kind,
             },
-            (kind, time, value),
+            time,
         );
         self.approx_bytes.fetch_add(size, Ordering::Relaxed);
         self.max_version.fetch_max(version.0, Ordering::AcqRel);
@@ -232,11 +277,11 @@ impl Memtable {
         let e = self
             .map
             .lower_bound(Bound::Included(&probe as &dyn KeyView))?;
-        if e.key().key.as_ref() != key {
+        let k = e.key();
+        if k.key() != key {
             return None;
         }
-        let (kind, _, value) = e.value();
-        Some((Version(e.key().version.0), *kind, value.clone()))
+        Some((Version(k.version), k.kind, k.value()))
     }
 
     /// All entries whose user key lies within the bounds, in internal order, from both ends.
@@ -300,13 +345,13 @@ pub struct MemIter {
 const FIRST_BATCH: usize = 4;
 const MAX_BATCH: usize = 128;
 
-fn to_entry(k: &InternalKey, v: &Slot) -> Entry {
+fn to_entry(k: &InternalKey, time: &Slot) -> Entry {
     Entry {
-        key: k.key.clone(),
-        version: Version(k.version.0),
-        time: v.1,
-        kind: v.0,
-        value: v.2.clone(),
+        key: k.key_bytes(),
+        version: Version(k.version),
+        time: *time,
+        kind: k.kind,
+        value: k.value(),
     }
 }
 
@@ -318,12 +363,12 @@ impl MemIter {
         while taken < self.front_batch {
             let Some(e) = range.next() else { break };
             if let Some(snapshot) = self.snapshot {
-                if e.key().version.0 > snapshot {
+                if e.key().version > snapshot {
                     continue; // committed after the snapshot
                 }
-                if last.as_ref().is_some_and(|l| l.key == e.key().key) {
+                if last.as_ref().is_some_and(|l| l.key() == e.key().key()) {
                     // An older version of the key just taken: seek past all of them.
-                    let past = InternalKey::last_of(e.key().key.clone());
+                    let past = InternalKey::last_of(e.key().key_bytes());
                     range = self.mem.map.range((Bound::Excluded(past), self.hi.clone()));
                     continue;
                 }
@@ -335,7 +380,7 @@ impl MemIter {
         if let Some(k) = last {
             // With a snapshot the key's older versions are skipped too.
             let past = match self.snapshot {
-                Some(_) => InternalKey::last_of(k.key),
+                Some(_) => InternalKey::last_of(k.key_bytes()),
                 None => k,
             };
             self.lo = Bound::Excluded(past);
@@ -358,13 +403,10 @@ impl MemIter {
             // From the back a key's oldest version comes first: look its newest visible
             // one up, then seek before the key. The bounds always cover whole keys, so
             // the lookup stays within them.
-            let key = e.key().key.clone();
-            let probe = InternalKey {
-                key: key.clone(),
-                version: Reverse(snapshot),
-            };
+            let key = e.key().key_bytes();
+            let probe = InternalKey::at(key.clone(), snapshot);
             if let Some(v) = self.mem.map.lower_bound(Bound::Included(&probe)) {
-                if v.key().key == key {
+                if v.key().key() == key {
                     self.back.push_back(to_entry(v.key(), v.value()));
                     taken += 1;
                 }
