@@ -219,3 +219,94 @@ fn clone_for_leader(e: &Error) -> Error {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    fn request(entries: usize) -> Request {
+        let mut batch = WriteBatch::new();
+        for i in 0..entries {
+            batch.put(i.to_le_bytes(), b"v");
+        }
+        Request {
+            batch,
+            sync: false,
+            check: None,
+        }
+    }
+
+    /// Writers on several threads, alone or queued: one group's work at a time, and every
+    /// writer gets the version its group's work gave it.
+    #[test]
+    fn every_writer_gets_its_own_outcome_and_works_never_overlap() {
+        let queue = CommitQueue::default();
+        let last = AtomicU64::new(0);
+        let working = AtomicBool::new(false);
+        let results: Vec<Vec<(usize, Version)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let (queue, last, working) = (&queue, &last, &working);
+                    s.spawn(move || {
+                        (0..300)
+                            .map(|i| {
+                                let entries = 1 + (t + i) % 3;
+                                let v = queue
+                                    .submit(request(entries), &mut |group, _| {
+                                        assert!(!working.swap(true, Ordering::SeqCst));
+                                        // Let the others queue behind this group.
+                                        std::thread::yield_now();
+                                        for slot in group {
+                                            let n = slot.batch.len() as u64;
+                                            let v = last.fetch_add(n, Ordering::SeqCst) + n;
+                                            slot.set_outcome(Ok(Version(v)));
+                                        }
+                                        working.store(false, Ordering::SeqCst);
+                                        Ok(())
+                                    })
+                                    .expect("commit");
+                                (entries, v)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        // The versions handed out tile 1..=last exactly: each writer got its own range.
+        let mut ranges: Vec<(u64, u64)> = results
+            .iter()
+            .flatten()
+            .map(|&(n, v)| (v.0 + 1 - n as u64, v.0))
+            .collect();
+        ranges.sort_unstable();
+        let mut next = 1;
+        for (first, end) in ranges {
+            assert_eq!(first, next);
+            next = end + 1;
+        }
+        assert_eq!(next - 1, last.load(Ordering::SeqCst));
+    }
+
+    /// A failed group's work fails its writer; a work that forgets an outcome reports the
+    /// store closed; the queue stays usable.
+    #[test]
+    fn a_failed_work_fails_the_writer_and_the_queue_goes_on() {
+        let queue = CommitQueue::default();
+        let failed = queue.submit(request(1), &mut |_, _| {
+            Err(Error::Poisoned {
+                reason: "disk".into(),
+            })
+        });
+        assert!(matches!(failed, Err(Error::Poisoned { reason }) if reason == "disk"));
+        let forgotten = queue.submit(request(1), &mut |_, _| Ok(()));
+        assert!(matches!(forgotten, Err(Error::Closed)));
+        let ok = queue.submit(request(2), &mut |group, bytes| {
+            assert_eq!(bytes, group[0].batch.encoded_len());
+            group[0].set_outcome(Ok(Version(7)));
+            Ok(())
+        });
+        assert_eq!(ok.unwrap(), Version(7));
+    }
+}
