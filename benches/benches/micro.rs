@@ -36,7 +36,7 @@ fn memtable_insert(c: &mut Criterion) {
             },
             |(mem, entries)| {
                 for (v, (k, val)) in entries.into_iter().enumerate() {
-                    mem.insert(k, Version(v as u64 + 1), 0, Kind::Put, val);
+                    mem.insert(&k, Version(v as u64 + 1), 0, Kind::Put, &val);
                 }
                 mem
             },

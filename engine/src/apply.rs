@@ -4,7 +4,6 @@
 
 use crate::invariants::invariant;
 use crate::memtable::Memtable;
-use bytes::Bytes;
 use chronokv_snapshot::Version;
 use chronokv_wal::EntryIter;
 
@@ -32,13 +31,7 @@ pub fn insert_entries(
             mem.max_version()
         );
         user_bytes += (key.len() + value.len()) as u64;
-        mem.insert(
-            Bytes::copy_from_slice(key),
-            version,
-            time,
-            kind,
-            Bytes::copy_from_slice(value),
-        );
+        mem.insert(key, version, time, kind, value);
     }
     Ok(user_bytes)
 }

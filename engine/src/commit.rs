@@ -22,7 +22,6 @@ use crate::queue::{Request, Slot, TxnCheck};
 use crate::stats::Counters;
 use chronokv_snapshot::{to_commit_time, Version};
 use chronokv_wal::RecordRef;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Commits `batch` through the commit queue and returns the version of its last entry.
@@ -56,22 +55,24 @@ fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-/// Logs, applies and publishes one group; returns each batch's version, or its conflict.
-fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version>>> {
+/// Logs, applies and publishes one group; records each batch's version, or its conflict,
+/// in its slot.
+fn commit_group(inner: &Inner, group: &[&Slot]) -> Result<()> {
     let mut wal = inner.writer().lock_wal();
     // Under the WAL lock, which `Db::close` takes to make its last sync: nothing is
     // appended after it.
     inner.check_open()?;
     inner.check_writable()?;
-    if inner.current_view().active.approx_bytes() >= inner.opts().memtable_size {
+    let mut mem = inner.current_view().active.clone();
+    if mem.approx_bytes() >= inner.opts().memtable_size {
         inner.seal_memtable(&mut wal)?;
+        mem = inner.current_view().active.clone();
     }
     // Commit times never go back, even if the clock does (see `chronokv_snapshot::time`).
     let micros = to_commit_time(now_micros()).max(wal.last_time);
     let mut next = wal.last_version + 1;
-    let mut results = Vec::with_capacity(group.len());
-    let mut records = Vec::with_capacity(group.len());
     let mut unrecorded = false;
+    let mut any = false;
     {
         let mut txns = inner.txns().lock();
         for slot in group {
@@ -81,16 +82,12 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version
                 .as_ref()
                 .filter(|_| !chronokv_vfs::bug!("txn-skips-validation"));
             if let Some(Err(conflict)) = check.map(|c| c.validate(&txns)) {
-                results.push(Err(conflict));
+                slot.set_outcome(Err(conflict));
                 continue;
             }
             let count = u64::from(slot.batch.entries.count());
             if count > 0 {
-                records.push(RecordRef {
-                    first_version: Version(next),
-                    commit_micros: micros,
-                    entries: &slot.batch.entries,
-                });
+                any = true;
                 let last = Version(next + count - 1);
                 if txns.is_tracking() {
                     txns.record(last, slot.batch.keys());
@@ -100,14 +97,24 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version
                 }
             }
             next += count;
-            results.push(Ok(Version(next - 1)));
+            slot.set_outcome(Ok(Version(next - 1)));
         }
     }
-    if records.is_empty() {
-        return Ok(results);
+    if !any {
+        return Ok(());
     }
+    // The group's records: every batch with entries that passed its check, in order.
+    let records = group.iter().filter_map(|slot| {
+        let count = u64::from(slot.batch.entries.count());
+        let last = slot.committed().filter(|_| count > 0)?;
+        Some(RecordRef {
+            first_version: Version(last.0 + 1 - count),
+            commit_micros: micros,
+            entries: &slot.batch.entries,
+        })
+    });
     let wal_before = wal.writer.len();
-    let logged = wal.writer.append(&records).and_then(|()| {
+    let logged = wal.writer.append_all(records.clone()).and_then(|()| {
         // Planted bug (G6): acknowledge a `Sync` group without fsyncing the WAL.
         if group.iter().any(|s| s.sync) && !chronokv_vfs::bug!("commit-skips-wal-sync") {
             wal.writer.sync()
@@ -135,9 +142,8 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version
         &inner.counters().wal_bytes,
         wal.writer.len().saturating_sub(wal_before),
     );
-    let mem = inner.current_view().active.clone();
     let mut user_bytes = 0u64;
-    for r in &records {
+    for r in records {
         let inserted = insert_entries(&mem, r.entries.iter(), r.first_version, micros, Version(0));
         // The WAL encoder produced these bytes a moment ago; they always decode.
         debug_assert!(
@@ -165,5 +171,5 @@ fn commit_group(inner: &Inner, group: &[Arc<Slot>]) -> Result<Vec<Result<Version
         let _txns = inner.txns().lock();
         inner.txns().wake_beginners();
     }
-    Ok(results)
+    Ok(())
 }

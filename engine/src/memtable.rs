@@ -6,40 +6,94 @@
 //! memtable becomes immutable and is dropped once flushed. Each memtable's entries are
 //! logged in exactly one WAL segment (`log_number`), so the segment can be deleted once the
 //! memtable is in a durable run.
+//!
+//! Keys and values are copied into the memtable's [`Arena`]: chunks of memory that grow
+//! from 8 KiB to 1 MiB, each shared by the `Bytes` of the entries it holds, so an insert
+//! makes one heap allocation (the skiplist node) instead of three (node, key, value).
+//! [`Memtable::approx_bytes`] counts what the memtable really holds on the heap (see
+//! [`NODE_BYTES`] and `Arena`), so `Options::memtable_size` bounds memory, as RocksDB's
+//! arena-based accounting does.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chronokv_snapshot::{Entry, Kind, Version};
 use crossbeam_skiplist::SkipMap;
-use std::cmp::Reverse;
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// User key ascending, then version descending (the internal order).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// An entry's key, version and kind, ordered by user key ascending, then version
+/// descending (the internal order; the kind takes no part in it). The key and the value
+/// are one `Bytes` (`kv`, the key's `key_len` bytes then the value's, as the arena copied
+/// them), so a skiplist node carries one `Bytes` header instead of two.
+#[derive(Debug, Clone)]
 struct InternalKey {
-    key: Bytes,
-    version: Reverse<u64>,
+    kv: Bytes,
+    version: u64,
+    key_len: u32,
+    kind: Kind,
 }
 
 impl InternalKey {
+    /// A bound at `version` of `key` (no value).
+    fn at(key: Bytes, version: u64) -> Self {
+        InternalKey {
+            key_len: key.len() as u32, // keys are at most MAX_KEY_LEN (64 KiB)
+            kv: key,
+            version,
+            kind: Kind::Put,
+        }
+    }
+
     /// The first internal key of `key` (its newest possible version).
     fn first_of(key: Bytes) -> Self {
-        InternalKey {
-            key,
-            version: Reverse(u64::MAX),
-        }
+        Self::at(key, u64::MAX)
     }
 
     /// The last internal key of `key` (its oldest possible version).
     fn last_of(key: Bytes) -> Self {
-        InternalKey {
-            key,
-            version: Reverse(0),
-        }
+        Self::at(key, 0)
+    }
+
+    /// The user key.
+    fn key(&self) -> &[u8] {
+        &self.kv[..self.key_len as usize]
+    }
+
+    /// The user key as a `Bytes` sharing the arena.
+    fn key_bytes(&self) -> Bytes {
+        self.kv.slice(..self.key_len as usize)
+    }
+
+    /// The value as a `Bytes` sharing the arena.
+    fn value(&self) -> Bytes {
+        self.kv.slice(self.key_len as usize..)
     }
 }
+
+impl Ord for InternalKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Written out rather than through `dyn KeyView`: inserts compare with this.
+        self.key()
+            .cmp(other.key())
+            .then(other.version.cmp(&self.version))
+    }
+}
+
+impl PartialOrd for InternalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for InternalKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.key() == other.key()
+    }
+}
+
+impl Eq for InternalKey {}
 
 /// A borrowed view of an internal key. The skiplist is keyed by [`InternalKey`], which
 /// borrows as `dyn KeyView`, so a lookup can compare against a `(&[u8], version)` probe
@@ -50,7 +104,7 @@ trait KeyView {
 
 impl KeyView for InternalKey {
     fn parts(&self) -> (&[u8], u64) {
-        (&self.key, self.version.0)
+        (self.key(), self.version)
     }
 }
 
@@ -69,8 +123,8 @@ impl<'a> std::borrow::Borrow<dyn KeyView + 'a> for InternalKey {
     }
 }
 
-// The same order as `InternalKey`'s derived one (key ascending, version descending), as
-// `Borrow` requires.
+// `InternalKey`'s order (key ascending, version descending), which `Borrow` requires to
+// be the same for both.
 impl Ord for dyn KeyView + '_ {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         let ((ka, va), (kb, vb)) = (self.parts(), other.parts());
@@ -92,15 +146,70 @@ impl PartialEq for dyn KeyView + '_ {
 
 impl Eq for dyn KeyView + '_ {}
 
-/// Rough per-entry cost of the skiplist node and the two `Bytes` headers.
-const ENTRY_OVERHEAD: usize = 80;
+/// The skiplist's value: the commit time (µs).
+type Slot = u64;
+
+/// The heap bytes one skiplist node takes, on average: crossbeam's node holds the key
+/// (`InternalKey`: a `Bytes` header, the version, key length and kind) and the value (the
+/// time), a reference count and height word, and a tower of `height` 8-byte pointers,
+/// with `height` drawn as 1 + the trailing zeros of a random word (mean 2); the allocator
+/// adds an 8-byte header and rounds to 16 bytes (glibc), about 8 bytes on average: 88
+/// bytes; the memtable test
+/// `approx_bytes_tracks_the_heap` checks the estimate against a counting allocator.
+pub(crate) const NODE_BYTES: usize =
+    std::mem::size_of::<InternalKey>() + std::mem::size_of::<Slot>() + 8 + 2 * 8 + 8;
+
+/// The first arena chunk's size; each next chunk doubles, up to [`MAX_CHUNK`].
+const FIRST_CHUNK: usize = 8 << 10;
+/// The largest arena chunk. An entry above a quarter of it gets an allocation of its own,
+/// so a chunk's wasted tail (when the next entry does not fit) stays small.
+const MAX_CHUNK: usize = 1 << 20;
+
+/// The memory that holds a memtable's keys and values: entries are copied one after the
+/// other into the current chunk, and each entry's key and value are a `Bytes` sharing the
+/// chunk (a reference count), so a chunk lives until the memtable and every key or value
+/// read from it are dropped. Only the commit leader (or recovery) inserts, so the lock is
+/// never contended.
+#[derive(Debug, Default)]
+struct Arena {
+    /// The unused rest of the current chunk (its length is 0, its capacity what is left).
+    chunk: BytesMut,
+    /// The next chunk's size.
+    next_chunk: usize,
+}
+
+impl Arena {
+    /// Copies `key` then `value` in; returns them as one `Bytes` and the heap bytes this
+    /// added: the bytes copied, plus the tail of a chunk left unused when a new chunk had
+    /// to start, or for an entry that gets an allocation of its own, its size.
+    fn copy(&mut self, key: &[u8], value: &[u8]) -> (Bytes, usize) {
+        let n = key.len() + value.len();
+        if n > MAX_CHUNK / 4 {
+            let mut own = Vec::with_capacity(n);
+            own.extend_from_slice(key);
+            own.extend_from_slice(value);
+            return (Bytes::from(own), n + 16 + 32); // with malloc's header and `Shared`
+        }
+        let mut added = n;
+        if self.chunk.capacity() < n {
+            added += self.chunk.capacity(); // the old chunk's tail is never used
+            self.next_chunk = self.next_chunk.max(FIRST_CHUNK);
+            self.chunk = BytesMut::with_capacity(self.next_chunk.max(n));
+            self.next_chunk = (self.next_chunk * 2).min(MAX_CHUNK);
+        }
+        // Within the capacity: no reallocation, the chunk stays where its entries are.
+        self.chunk.extend_from_slice(key);
+        self.chunk.extend_from_slice(value);
+        (self.chunk.split().freeze(), added)
+    }
+}
 
 /// The in-memory table of recent writes: a concurrent skiplist in internal key order
 /// (key ascending, version descending), one per WAL segment.
 #[derive(Debug)]
 pub struct Memtable {
-    /// Kind, commit time (µs), value.
-    map: SkipMap<InternalKey, (Kind, u64, Bytes)>,
+    map: SkipMap<InternalKey, Slot>,
+    arena: Mutex<Arena>,
     approx_bytes: AtomicUsize,
     max_version: AtomicU64,
     log_number: u64,
@@ -111,6 +220,7 @@ impl Memtable {
     pub fn new(log_number: u64) -> Self {
         Memtable {
             map: SkipMap::new(),
+            arena: Mutex::default(),
             approx_bytes: AtomicUsize::new(0),
             max_version: AtomicU64::new(0),
             log_number,
@@ -122,7 +232,9 @@ impl Memtable {
         self.log_number
     }
 
-    /// Bytes taken, counted as keys, values and a fixed per-entry overhead.
+    /// Heap bytes taken: the arena's keys and values (with the unused tails of its full
+    /// chunks) and [`NODE_BYTES`] per entry. The current chunk's unused rest is not
+    /// counted (at most 1 MiB, and the pages of a large chunk are not touched until used).
     pub fn approx_bytes(&self) -> usize {
         self.approx_bytes.load(Ordering::Relaxed)
     }
@@ -137,16 +249,20 @@ impl Memtable {
         Version(self.max_version.load(Ordering::Acquire))
     }
 
-    /// Inserts one entry committed at `time` (µs). Only the commit leader (or recovery)
-    /// calls this.
-    pub fn insert(&self, key: Bytes, version: Version, time: u64, kind: Kind, value: Bytes) {
-        let size = key.len() + value.len() + ENTRY_OVERHEAD;
+    /// Inserts one entry committed at `time` (µs), copying key and value into the arena.
+    /// Only the commit leader (or recovery) calls this.
+    pub fn insert(&self, key: &[u8], version: Version, time: u64, kind: Kind, value: &[u8]) {
+        let key_len = key.len() as u32; // keys are at most MAX_KEY_LEN (64 KiB)
+        let (kv, copied) = self.arena.lock().copy(key, value);
+        let size = copied + NODE_BYTES;
         self.map.insert(
             InternalKey {
-                key,
-                version: Reverse(version.0),
+                kv,
+                version: version.0,
+                key_len,
+                kind,
             },
-            (kind, time, value),
+            time,
         );
         self.approx_bytes.fetch_add(size, Ordering::Relaxed);
         self.max_version.fetch_max(version.0, Ordering::AcqRel);
@@ -161,11 +277,11 @@ impl Memtable {
         let e = self
             .map
             .lower_bound(Bound::Included(&probe as &dyn KeyView))?;
-        if e.key().key.as_ref() != key {
+        let k = e.key();
+        if k.key() != key {
             return None;
         }
-        let (kind, _, value) = e.value();
-        Some((Version(e.key().version.0), *kind, value.clone()))
+        Some((Version(k.version), k.kind, k.value()))
     }
 
     /// All entries whose user key lies within the bounds, in internal order, from both ends.
@@ -229,13 +345,13 @@ pub struct MemIter {
 const FIRST_BATCH: usize = 4;
 const MAX_BATCH: usize = 128;
 
-fn to_entry(k: &InternalKey, v: &(Kind, u64, Bytes)) -> Entry {
+fn to_entry(k: &InternalKey, time: &Slot) -> Entry {
     Entry {
-        key: k.key.clone(),
-        version: Version(k.version.0),
-        time: v.1,
-        kind: v.0,
-        value: v.2.clone(),
+        key: k.key_bytes(),
+        version: Version(k.version),
+        time: *time,
+        kind: k.kind,
+        value: k.value(),
     }
 }
 
@@ -247,12 +363,12 @@ impl MemIter {
         while taken < self.front_batch {
             let Some(e) = range.next() else { break };
             if let Some(snapshot) = self.snapshot {
-                if e.key().version.0 > snapshot {
+                if e.key().version > snapshot {
                     continue; // committed after the snapshot
                 }
-                if last.as_ref().is_some_and(|l| l.key == e.key().key) {
+                if last.as_ref().is_some_and(|l| l.key() == e.key().key()) {
                     // An older version of the key just taken: seek past all of them.
-                    let past = InternalKey::last_of(e.key().key.clone());
+                    let past = InternalKey::last_of(e.key().key_bytes());
                     range = self.mem.map.range((Bound::Excluded(past), self.hi.clone()));
                     continue;
                 }
@@ -264,7 +380,7 @@ impl MemIter {
         if let Some(k) = last {
             // With a snapshot the key's older versions are skipped too.
             let past = match self.snapshot {
-                Some(_) => InternalKey::last_of(k.key),
+                Some(_) => InternalKey::last_of(k.key_bytes()),
                 None => k,
             };
             self.lo = Bound::Excluded(past);
@@ -287,13 +403,10 @@ impl MemIter {
             // From the back a key's oldest version comes first: look its newest visible
             // one up, then seek before the key. The bounds always cover whole keys, so
             // the lookup stays within them.
-            let key = e.key().key.clone();
-            let probe = InternalKey {
-                key: key.clone(),
-                version: Reverse(snapshot),
-            };
+            let key = e.key().key_bytes();
+            let probe = InternalKey::at(key.clone(), snapshot);
             if let Some(v) = self.mem.map.lower_bound(Bound::Included(&probe)) {
-                if v.key().key == key {
+                if v.key().key() == key {
                     self.back.push_back(to_entry(v.key(), v.value()));
                     taken += 1;
                 }
@@ -336,6 +449,70 @@ impl DoubleEndedIterator for MemIter {
 mod tests {
     use super::*;
 
+    /// Counts, per thread, the heap bytes live as glibc's malloc lays them out (an 8-byte
+    /// header, 16-byte rounding, 32 bytes at least), for `approx_bytes_tracks_the_heap`.
+    struct Counting;
+
+    thread_local! {
+        static LIVE: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn chunk(size: usize) -> isize {
+        ((size + 8).div_ceil(16) * 16).max(32) as isize
+    }
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            LIVE.with(|l| l.set(l.get() + chunk(layout.size())));
+            // SAFETY: the caller's contract is `GlobalAlloc::alloc`'s.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            LIVE.with(|l| l.set(l.get() - chunk(layout.size())));
+            // SAFETY: `ptr` came from `System` with this layout.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    /// `approx_bytes` against what the inserts really allocated (on this thread), for a
+    /// few entry shapes: within 10%, once the current chunk's unused rest is set aside.
+    #[test]
+    fn approx_bytes_tracks_the_heap() {
+        // The epoch collector registers this thread on its first use: do that first.
+        Memtable::new(0).insert(b"warm", Version(1), 0, Kind::Put, b"up");
+        for (key_len, value_len, n) in [
+            (16usize, 100usize, 20_000u64),
+            (1, 0, 20_000),
+            (24, 1000, 3_000),
+        ] {
+            let before = LIVE.with(|l| l.get());
+            let m = Memtable::new(1);
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+            let value = vec![7u8; value_len];
+            for v in 1..=n {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let mut key = rng.to_be_bytes().repeat(key_len.div_ceil(8));
+                key.truncate(key_len);
+                m.insert(&key, Version(v), v, Kind::Put, &value);
+            }
+            let unused = m.arena.lock().chunk.capacity() as isize;
+            let heap = LIVE.with(|l| l.get()) - before - unused;
+            let approx = m.approx_bytes() as f64;
+            let ratio = approx / heap as f64;
+            assert!(
+                (0.9..=1.1).contains(&ratio),
+                "{key_len}-byte keys, {value_len}-byte values: approx_bytes {approx} \
+                 against {heap} heap bytes ({ratio:.3})"
+            );
+        }
+    }
+
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
     }
@@ -343,9 +520,9 @@ mod tests {
     #[test]
     fn get_sees_newest_version_at_or_below_snapshot() {
         let m = Memtable::new(1);
-        m.insert(b("k"), Version(1), 0, Kind::Put, b("one"));
-        m.insert(b("k"), Version(3), 0, Kind::Delete, Bytes::new());
-        m.insert(b("k2"), Version(2), 0, Kind::Put, b(""));
+        m.insert(b"k", Version(1), 0, Kind::Put, b"one");
+        m.insert(b"k", Version(3), 0, Kind::Delete, b"");
+        m.insert(b"k2", Version(2), 0, Kind::Put, b"");
         assert_eq!(m.get(b"k", Version(2)).unwrap().2, b("one"));
         assert_eq!(m.get(b"k", Version(9)).unwrap().1, Kind::Delete);
         assert!(m.get(b"k", Version(0)).is_none());
@@ -358,7 +535,13 @@ mod tests {
     fn range_meets_in_the_middle_without_duplicates() {
         let m = Arc::new(Memtable::new(1));
         for (i, k) in ["a", "b", "b", "c", "d"].iter().enumerate() {
-            m.insert(b(k), Version(i as u64 + 1), 0, Kind::Put, b(k));
+            m.insert(
+                k.as_bytes(),
+                Version(i as u64 + 1),
+                0,
+                Kind::Put,
+                k.as_bytes(),
+            );
         }
         let mut it = m.range(Bound::Excluded(b("a")), Bound::Included(b("c")));
         let first = it.next().unwrap();
@@ -374,13 +557,7 @@ mod tests {
         let mut want = Vec::new();
         for i in 0..700u32 {
             let k = b(&format!("{:04}", i / 3));
-            m.insert(
-                k.clone(),
-                Version(u64::from(i) + 1),
-                0,
-                Kind::Put,
-                Bytes::new(),
-            );
+            m.insert(&k, Version(u64::from(i) + 1), 0, Kind::Put, b"");
             want.push((k, Version(u64::from(i) + 1)));
         }
         want.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
@@ -416,7 +593,13 @@ mod tests {
                     } else {
                         Kind::Put
                     };
-                    m.insert(b(k), Version(v), 0, kind, b(&format!("{k}{round}")));
+                    m.insert(
+                        k.as_bytes(),
+                        Version(v),
+                        0,
+                        kind,
+                        format!("{k}{round}").as_bytes(),
+                    );
                 }
             }
         }

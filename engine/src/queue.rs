@@ -60,10 +60,13 @@ fn conflict_error(start: Version, c: Conflict) -> Error {
     Error::Conflict { reason }
 }
 
-/// A queued request and the place its writer waits for the outcome. The leader's work
-/// sees the request through `Deref`.
+/// A queued request, the outcome the leader's work gives it, and the place its writer
+/// waits for the result. The leader's work sees the request through `Deref`.
 pub struct Slot {
     request: Request,
+    /// Set by the leader's work, read by the leader once the work is over.
+    outcome: Mutex<Option<Result<Version>>>,
+    /// What the writer returns, handed over under the queue's lock.
     result: Mutex<Option<Result<Version>>>,
 }
 
@@ -71,6 +74,42 @@ impl std::ops::Deref for Slot {
     type Target = Request;
     fn deref(&self) -> &Request {
         &self.request
+    }
+}
+
+impl Slot {
+    fn new(request: Request) -> Slot {
+        Slot {
+            request,
+            outcome: Mutex::new(None),
+            result: Mutex::new(None),
+        }
+    }
+
+    /// Records this request's outcome (the leader's work calls it once per request).
+    pub fn set_outcome(&self, outcome: Result<Version>) {
+        *self.outcome.lock() = Some(outcome);
+    }
+
+    /// The version of the request's last entry, once the work gave it one.
+    pub fn committed(&self) -> Option<Version> {
+        match &*self.outcome.lock() {
+            Some(Ok(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// What the writer gets once the group's `work` returned `outcome`; `leads` says
+    /// whether this request led the group.
+    fn finish(&self, outcome: &Result<()>, leads: bool) -> Result<Version> {
+        match outcome {
+            Ok(()) => self.outcome.lock().take().unwrap_or(Err(Error::Closed)),
+            // Followers learn that the store stopped; a closed store is just closed.
+            Err(e) if leads || matches!(e, Error::Closed) => Err(clone_for_leader(e)),
+            Err(e) => Err(Error::Poisoned {
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 
@@ -88,18 +127,34 @@ pub struct CommitQueue {
 }
 
 /// The leader's work for one group: given the requests in queue order and their encoded
-/// bytes, each request's outcome in the same order, or one error for the whole group.
-pub type GroupWork<'a> = dyn FnMut(&[Arc<Slot>], usize) -> Result<Vec<Result<Version>>> + 'a;
+/// bytes, records each request's outcome ([`Slot::set_outcome`]), or fails the whole group.
+pub type GroupWork<'a> = dyn FnMut(&[&Slot], usize) -> Result<()> + 'a;
 
 impl CommitQueue {
     /// Queues `request` and waits until it is applied, leading the group whose turn it is
     /// when this writer reaches the front. Returns the version of the batch's last entry.
+    ///
+    /// A writer that finds no one queued and no leader at work leads a group of its own
+    /// at once: its slot stays on its stack and nothing is allocated for the hand-off
+    /// (the usual case of a single writing thread). Writers that arrive meanwhile queue
+    /// and wait for it as for any leader.
     pub fn submit(&self, request: Request, work: &mut GroupWork<'_>) -> Result<Version> {
-        let me = Arc::new(Slot {
-            request,
-            result: Mutex::new(None),
-        });
         let mut q = self.state.lock();
+        if q.queue.is_empty() && !q.leader_active {
+            q.leader_active = true;
+            drop(q);
+            let me = Slot::new(request);
+            let bytes = me.batch.encoded_len();
+            let outcome = work(&[&me], bytes);
+            let mut q = self.state.lock();
+            q.leader_active = false;
+            if !q.queue.is_empty() {
+                self.wake.notify_all();
+            }
+            drop(q);
+            return me.finish(&outcome, true);
+        }
+        let me = Arc::new(Slot::new(request));
         q.queue.push_back(me.clone());
         loop {
             if let Some(r) = me.result.lock().take() {
@@ -124,18 +179,11 @@ impl CommitQueue {
         }
         drop(q);
 
-        let outcome = work(&group, bytes);
+        let slots: Vec<&Slot> = group.iter().map(|s| &**s).collect();
+        let outcome = work(&slots, bytes);
         let mut q = self.state.lock();
-        let mut outcome = outcome.map(Vec::into_iter);
         for (i, slot) in group.iter().enumerate() {
-            let r = match &mut outcome {
-                Ok(results) => results.next().unwrap_or(Err(Error::Closed)),
-                // Followers learn that the store stopped; a closed store is just closed.
-                Err(e) if i == 0 || matches!(e, Error::Closed) => Err(clone_for_leader(e)),
-                Err(e) => Err(Error::Poisoned {
-                    reason: e.to_string(),
-                }),
-            };
+            let r = slot.finish(&outcome, i == 0);
             *slot.result.lock() = Some(r);
         }
         q.leader_active = false;
@@ -169,5 +217,96 @@ fn clone_for_leader(e: &Error) -> Error {
         other => Error::Poisoned {
             reason: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    fn request(entries: usize) -> Request {
+        let mut batch = WriteBatch::new();
+        for i in 0..entries {
+            batch.put(i.to_le_bytes(), b"v");
+        }
+        Request {
+            batch,
+            sync: false,
+            check: None,
+        }
+    }
+
+    /// Writers on several threads, alone or queued: one group's work at a time, and every
+    /// writer gets the version its group's work gave it.
+    #[test]
+    fn every_writer_gets_its_own_outcome_and_works_never_overlap() {
+        let queue = CommitQueue::default();
+        let last = AtomicU64::new(0);
+        let working = AtomicBool::new(false);
+        let results: Vec<Vec<(usize, Version)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let (queue, last, working) = (&queue, &last, &working);
+                    s.spawn(move || {
+                        (0..300)
+                            .map(|i| {
+                                let entries = 1 + (t + i) % 3;
+                                let v = queue
+                                    .submit(request(entries), &mut |group, _| {
+                                        assert!(!working.swap(true, Ordering::SeqCst));
+                                        // Let the others queue behind this group.
+                                        std::thread::yield_now();
+                                        for slot in group {
+                                            let n = slot.batch.len() as u64;
+                                            let v = last.fetch_add(n, Ordering::SeqCst) + n;
+                                            slot.set_outcome(Ok(Version(v)));
+                                        }
+                                        working.store(false, Ordering::SeqCst);
+                                        Ok(())
+                                    })
+                                    .expect("commit");
+                                (entries, v)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        // The versions handed out tile 1..=last exactly: each writer got its own range.
+        let mut ranges: Vec<(u64, u64)> = results
+            .iter()
+            .flatten()
+            .map(|&(n, v)| (v.0 + 1 - n as u64, v.0))
+            .collect();
+        ranges.sort_unstable();
+        let mut next = 1;
+        for (first, end) in ranges {
+            assert_eq!(first, next);
+            next = end + 1;
+        }
+        assert_eq!(next - 1, last.load(Ordering::SeqCst));
+    }
+
+    /// A failed group's work fails its writer; a work that forgets an outcome reports the
+    /// store closed; the queue stays usable.
+    #[test]
+    fn a_failed_work_fails_the_writer_and_the_queue_goes_on() {
+        let queue = CommitQueue::default();
+        let failed = queue.submit(request(1), &mut |_, _| {
+            Err(Error::Poisoned {
+                reason: "disk".into(),
+            })
+        });
+        assert!(matches!(failed, Err(Error::Poisoned { reason }) if reason == "disk"));
+        let forgotten = queue.submit(request(1), &mut |_, _| Ok(()));
+        assert!(matches!(forgotten, Err(Error::Closed)));
+        let ok = queue.submit(request(2), &mut |group, bytes| {
+            assert_eq!(bytes, group[0].batch.encoded_len());
+            group[0].set_outcome(Ok(Version(7)));
+            Ok(())
+        });
+        assert_eq!(ok.unwrap(), Version(7));
     }
 }

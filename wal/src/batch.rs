@@ -55,12 +55,12 @@ impl BatchEntries {
             .checked_add(1)
             .expect("BatchEntries: more than u32::MAX entries");
         self.buf.reserve(ENTRY_HEADER_LEN + key.len() + value.len());
-        self.buf.push(kind.as_u8());
+        let mut head = [0u8; ENTRY_HEADER_LEN];
+        head[0] = kind.as_u8();
         // Both lengths were checked above to fit in u32.
-        self.buf
-            .extend_from_slice(&(key.len() as u32).to_le_bytes());
-        self.buf
-            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        head[1..5].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        head[5..9].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&head);
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
     }

@@ -32,13 +32,17 @@ pub(crate) struct Header {
 pub(crate) fn encode_frame(out: &mut Vec<u8>, h: &Header, entries: &[u8]) {
     let len = (PAYLOAD_HEADER_LEN + entries.len()) as u32;
     let start = out.len();
-    out.extend_from_slice(&[0; 4]); // crc, filled in below
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&h.log_number.to_le_bytes());
-    out.extend_from_slice(&h.durable_offset.to_le_bytes());
-    out.extend_from_slice(&h.first_version.to_le_bytes());
-    out.extend_from_slice(&h.commit_micros.to_le_bytes());
-    out.extend_from_slice(&h.count.to_le_bytes());
+    // Both headers are built in place and appended at once (one copy, not eight).
+    let mut head = [0u8; FRAME_HEADER_LEN + PAYLOAD_HEADER_LEN];
+    // head[0..4] is the crc, filled in below.
+    head[4..8].copy_from_slice(&len.to_le_bytes());
+    head[8..16].copy_from_slice(&h.log_number.to_le_bytes());
+    head[16..24].copy_from_slice(&h.durable_offset.to_le_bytes());
+    head[24..32].copy_from_slice(&h.first_version.to_le_bytes());
+    head[32..40].copy_from_slice(&h.commit_micros.to_le_bytes());
+    head[40..44].copy_from_slice(&h.count.to_le_bytes());
+    out.reserve(head.len() + entries.len());
+    out.extend_from_slice(&head);
     out.extend_from_slice(entries);
     let crc = frame_crc(len.to_le_bytes(), &out[start + FRAME_HEADER_LEN..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());

@@ -65,13 +65,19 @@ impl SegmentWriter {
     /// do not continue the previous record's (`first_version == prev.first_version +
     /// prev.count`); empty batches are allowed and consume no versions.
     pub fn append(&mut self, records: &[RecordRef<'_>]) -> Result<(), Error> {
+        self.append_all(records.iter().copied())
+    }
+
+    /// [`SegmentWriter::append`] for records given by an iterator, which is walked twice
+    /// (checks, then encoding), so a commit group need not collect its records first.
+    pub fn append_all<'a, I>(&mut self, records: I) -> Result<(), Error>
+    where
+        I: Iterator<Item = RecordRef<'a>> + Clone,
+    {
         self.check_usable()?;
-        if records.is_empty() {
-            return Ok(());
-        }
         let mut next = self.next_version;
         let mut total = 0usize;
-        for r in records {
+        for r in records.clone() {
             let first = r.first_version.get();
             let payload = PAYLOAD_HEADER_LEN + r.entries.encoded_len();
             if payload > MAX_FRAME_LEN {
@@ -98,6 +104,9 @@ impl SegmentWriter {
                     .ok_or_else(|| Error::refused(&self.path, "version overflow".to_string()))?,
             );
             total += FRAME_HEADER_LEN + payload;
+        }
+        if total == 0 {
+            return Ok(());
         }
         self.buf.clear();
         self.buf.reserve(total);

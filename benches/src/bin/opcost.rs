@@ -14,13 +14,50 @@
 //! present key, read 10 pairs), `scan` (one full scan per op; divide by the pairs printed),
 //! `put` (overwrite of a random present key). Keys are chosen by a seeded splitmix64, so
 //! two runs with the same flags do the same work.
+//!
+//! The driver counts the heap allocations (and bytes requested) made while `measured` runs,
+//! by every thread, with a counting global allocator, and prints them per operation.
 
 use chronokv_bench::engines::chronokv::Chronokv;
 use chronokv_bench::keys::{key, missing_key, Rng, Values};
 use chronokv_bench::workload::{preload, Settings};
 use chronokv_bench::{BenchResult, Engine, EngineConfig};
 use clap::{Parser, ValueEnum};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The system allocator, counting allocations (`alloc` and growing `realloc`) and the
+/// bytes they requested.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: the caller's contract is `GlobalAlloc::alloc`'s.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOC_BYTES.fetch_add((new_size - layout.size()) as u64, Ordering::Relaxed);
+        }
+        // SAFETY: the caller's contract is `GlobalAlloc::realloc`'s.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Op {
@@ -84,10 +121,21 @@ fn run(args: &Args) -> BenchResult<()> {
         db.scan_all()?;
     }
     let levels: Vec<usize> = db.db().stats().levels.iter().map(|l| l.runs).collect();
+    let (allocs, bytes) = (
+        ALLOCS.load(Ordering::Relaxed),
+        ALLOC_BYTES.load(Ordering::Relaxed),
+    );
     let (ops, items) = measured(&db, args.op, args.keys, args.ops, &values)?;
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs;
+    let bytes = ALLOC_BYTES.load(Ordering::Relaxed) - bytes;
+    let per = |n: u64| n as f64 / ops.max(1) as f64;
     println!(
-        "op={:?} keys={} ops={ops} items={items} runs_per_level={levels:?}",
-        args.op, args.keys
+        "op={:?} keys={} ops={ops} items={items} runs_per_level={levels:?} \
+         allocs_per_op={:.2} alloc_bytes_per_op={:.1}",
+        args.op,
+        args.keys,
+        per(allocs),
+        per(bytes)
     );
     Box::new(db).close()?;
     std::fs::remove_dir_all(&args.dir)?;
