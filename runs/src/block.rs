@@ -163,20 +163,40 @@ pub fn decode(
     {
         return Err(corrupt("block checksum mismatch".into()));
     }
-    check_buffers(msg.as_slice(), entry.meta_len as usize).map_err(corrupt)?;
-    let block = Block::new(off as i64, entry.meta_len as i32, entry.body_len as i64);
+    let layout = check_buffers(msg.as_slice(), entry.meta_len as usize).map_err(corrupt)?;
+    let plain = match &layout {
+        Some(l) => crate::plain::columns(msg, l).map_err(corrupt)?,
+        None => None,
+    };
+    let b = match plain {
+        Some(b) => b,
+        None => {
+            arrow_columns(msg, entry.msg_offset, entry.meta_len, entry.body_len).map_err(corrupt)?
+        }
+    };
+    check(&b, entry, first_key, last_key).map_err(corrupt)?;
+    Ok(b)
+}
+
+/// The block's columns as arrow-ipc's `FileDecoder` builds them: the path for compressed
+/// blocks and for anything the plain path does not take.
+pub(crate) fn arrow_columns(
+    msg: &Buffer,
+    offset: u64,
+    meta_len: u32,
+    body_len: u64,
+) -> Result<DecodedBlock, String> {
+    let block = Block::new(offset as i64, meta_len as i32, body_len as i64);
     let decoder = FileDecoder::new(schema(), MetadataVersion::V5);
     // The CRC matched, so the bytes are what the writer produced; the unwind guard only
     // keeps a hypothetical arrow panic on hostile input from crossing our API.
     let batch = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         decoder.read_record_batch(&block, msg)
     }))
-    .map_err(|_| corrupt("arrow decoder panicked".into()))?
-    .map_err(|e| corrupt(format!("arrow decode: {e}")))?
-    .ok_or_else(|| corrupt("message is not a record batch".into()))?;
-    let b = columns(&batch).ok_or_else(|| corrupt("unexpected column types".into()))?;
-    check(&b, entry, first_key, last_key).map_err(corrupt)?;
-    Ok(b)
+    .map_err(|_| "arrow decoder panicked".to_string())?
+    .map_err(|e| format!("arrow decode: {e}"))?
+    .ok_or_else(|| "message is not a record batch".to_string())?;
+    columns(&batch).ok_or_else(|| "unexpected column types".into())
 }
 
 /// A zstd frame of `n` bytes decodes to at most this many times `n` bytes (an RLE block
@@ -194,7 +214,7 @@ const BUFFER_WIDTHS: [i64; 12] = [1, 4, 1, 1, 8, 1, 1, 1, 4, 1, 1, 8];
 /// the declared length up front); a buffer of fixed-width values holds whole values (its
 /// validation panics otherwise). `msg` is the whole message, `meta_len` the length of its
 /// prefix and flatbuffer (the body follows).
-fn check_buffers(msg: &[u8], meta_len: usize) -> Result<(), String> {
+pub(crate) fn check_buffers(msg: &[u8], meta_len: usize) -> Result<Option<Layout>, String> {
     let fb = match msg.get(..4) {
         Some(c) if c == crate::framing::CONTINUATION => msg.get(8..),
         _ => msg.get(4..),
@@ -202,7 +222,18 @@ fn check_buffers(msg: &[u8], meta_len: usize) -> Result<(), String> {
     .ok_or("message shorter than its prefix")?;
     let message = arrow_ipc::root_as_message(fb).map_err(|e| format!("message: {e}"))?;
     let Some(batch) = message.header_as_record_batch() else {
-        return Ok(()); // the decoder rejects it
+        return Ok(None); // the decoder rejects it
+    };
+    let mut layout = Layout {
+        rows: batch.length(),
+        compressed: batch.compression().is_some(),
+        nodes: batch
+            .nodes()
+            .iter()
+            .flatten()
+            .map(|n| (n.length(), n.null_count()))
+            .collect(),
+        buffers: Vec::new(),
     };
     let body = msg
         .get(meta_len..)
@@ -247,8 +278,46 @@ fn check_buffers(msg: &[u8], meta_len: usize) -> Result<(), String> {
                 "buffer {i} holds {n} bytes, not a whole number of {width}-byte values"
             ));
         }
+        // In range of the body: checked above.
+        layout.buffers.push((meta_len + off as usize, len as usize));
     }
-    Ok(())
+    Ok(Some(layout))
+}
+
+/// Where a record batch message keeps its rows, field nodes and buffers, as
+/// [`check_buffers`] found them.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// The batch's row count.
+    pub rows: i64,
+    /// True if the body is compressed.
+    pub compressed: bool,
+    /// Each field node's length and null count.
+    pub nodes: Vec<(i64, i64)>,
+    /// Each buffer's offset in the message (not the body) and length, all within it.
+    pub buffers: Vec<(usize, usize)>,
+}
+
+impl DecodedBlock {
+    /// A block of these columns; the key and value data are shared as [`Bytes`].
+    pub(crate) fn new(
+        keys: BinaryArray,
+        versions: UInt64Array,
+        kinds: UInt8Array,
+        values: BinaryArray,
+        times: TimestampMicrosecondArray,
+    ) -> DecodedBlock {
+        let shared = |a: &BinaryArray| Bytes::from_owner(ArrowOwner(a.values().clone()));
+        DecodedBlock {
+            key_data: shared(&keys),
+            value_data: shared(&values),
+            keys,
+            versions,
+            kinds,
+            values,
+            times,
+        }
+    }
 }
 
 fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
@@ -256,21 +325,15 @@ fn columns(batch: &RecordBatch) -> Option<DecodedBlock> {
         return None;
     }
     let c = batch.columns();
-    let keys = c[0].as_any().downcast_ref::<BinaryArray>()?.clone();
-    let values = c[3].as_any().downcast_ref::<BinaryArray>()?.clone();
-    let shared = |a: &BinaryArray| Bytes::from_owner(ArrowOwner(a.values().clone()));
-    Some(DecodedBlock {
-        key_data: shared(&keys),
-        value_data: shared(&values),
-        keys,
-        versions: c[1].as_any().downcast_ref::<UInt64Array>()?.clone(),
-        kinds: c[2].as_any().downcast_ref::<UInt8Array>()?.clone(),
-        values,
-        times: c[4]
-            .as_any()
+    Some(DecodedBlock::new(
+        c[0].as_any().downcast_ref::<BinaryArray>()?.clone(),
+        c[1].as_any().downcast_ref::<UInt64Array>()?.clone(),
+        c[2].as_any().downcast_ref::<UInt8Array>()?.clone(),
+        c[3].as_any().downcast_ref::<BinaryArray>()?.clone(),
+        c[4].as_any()
             .downcast_ref::<TimestampMicrosecondArray>()?
             .clone(),
-    })
+    ))
 }
 
 fn check(b: &DecodedBlock, e: &IndexEntry, first: &[u8], last: &[u8]) -> Result<(), String> {

@@ -24,6 +24,7 @@ mod error;
 pub mod framing;
 mod index;
 mod inspect;
+mod plain;
 mod prefix;
 mod reader;
 mod writer;
