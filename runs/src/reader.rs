@@ -193,8 +193,7 @@ impl RunReader {
                 "block message beyond the end of the file",
             ));
         }
-        let mut buf = vec![0u8; len as usize];
-        fill_at(&*self.file, &self.path, e.msg_offset, &mut buf)?;
+        let buf = read_at(&*self.file, &self.path, e.msg_offset, len as usize)?;
         Ok(Buffer::from_vec(buf))
     }
 
@@ -402,35 +401,26 @@ impl RunReader {
     }
 }
 
-/// `len` bytes of `file` at `off`; a file shorter than that is corrupt, not an I/O error.
+/// `len` bytes of `file` at `off` (one positional read, no zero-fill on `RealFs`).
 fn read_at(
     file: &dyn RandomAccessFile,
     path: &Path,
     off: u64,
     len: usize,
 ) -> Result<Vec<u8>, Error> {
-    let mut buf = vec![0u8; len];
-    fill_at(file, path, off, &mut buf)?;
-    Ok(buf)
-}
-
-/// Fills `buf` from `file` at `off`; a file that ends first (truncated under the reader,
-/// or shorter than its own index says) is corrupt at `off`, not an I/O error.
-fn fill_at(
-    file: &dyn RandomAccessFile,
-    path: &Path,
-    off: u64,
-    buf: &mut [u8],
-) -> Result<(), Error> {
-    match file.read_exact_at(off, buf) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::corrupt(
-            path,
-            off,
-            format!("{} bytes at {off} lie past the end of the file", buf.len()),
-        )),
-        Err(e) => Err(Error::io(path, e)),
-    }
+    file.read_vec_at(off, len).map_err(|e| {
+        // A file shorter than the run says (truncated under the reader, or lying about
+        // its own layout) is corrupt at `off`, not an I/O error.
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corrupt(
+                path,
+                off,
+                format!("{len} bytes at {off} lie past the end of the file"),
+            )
+        } else {
+            Error::io(path, e)
+        }
+    })
 }
 
 enum State {

@@ -80,6 +80,14 @@ pub trait RandomAccessFile: Send + Sync + std::panic::RefUnwindSafe + Debug {
     /// Fills `buf` with the bytes at `offset`; fails (`UnexpectedEof`) if the file ends
     /// first.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// `len` bytes at `offset` in a new buffer; fails (`UnexpectedEof`) if the file ends
+    /// first. The default zero-fills a buffer and calls [`RandomAccessFile::read_exact_at`];
+    /// a file system may read into the buffer's spare capacity instead.
+    fn read_vec_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(offset, &mut buf)?;
+        Ok(buf)
+    }
     /// The file's length in bytes when it was opened.
     fn len(&self) -> u64;
     /// True for an empty file.
