@@ -59,7 +59,8 @@ pub struct Options {
     /// memory: its arena of keys and values plus its skiplist nodes, not only the payload
     /// (default 64 MiB; about 206 bytes an entry for a 16-byte key and 100-byte value).
     pub memtable_size: usize,
-    /// Writers wait while this many immutable memtables await flushing (default 2).
+    /// Writers wait while this many immutable memtables await flushing (default 1: with the
+    /// active one, at most two memtables, as RocksDB's default `max_write_buffer_number`).
     pub max_immutable_memtables: usize,
     /// Bytes of decoded run blocks kept in memory, shared by all runs (default 64 MiB).
     pub block_cache_bytes: u64,
@@ -129,7 +130,7 @@ impl Default for Options {
             create_if_missing: true,
             durability: Durability::Buffered,
             memtable_size: 64 << 20,
-            max_immutable_memtables: 2,
+            max_immutable_memtables: 1,
             block_cache_bytes: 64 << 20,
             block_size: 8 << 10,
             compression: Compression::None,
