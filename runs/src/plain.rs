@@ -95,66 +95,6 @@ fn binary(offsets: ScalarBuffer<i32>, data: Buffer) -> Result<BinaryArray, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BlockCache, RunReader, RunWriter, RunWriterOptions};
-    use arrow_array::Array;
-    use chronokv_snapshot::{Kind, Version};
-    use chronokv_vfs::{MemFs, Vfs};
-    use std::path::Path;
-    use std::sync::Arc;
-
-    #[test]
-    fn the_plain_path_builds_what_arrow_builds() {
-        let fs = MemFs::new();
-        fs.create_dir_all(Path::new("/db")).unwrap();
-        let path = Path::new("/db/000001.run");
-        let opts = RunWriterOptions {
-            block_target_bytes: 256,
-            ..Default::default()
-        };
-        let mut w = RunWriter::create(Arc::new(fs.clone()), path, opts).unwrap();
-        for i in 0..100u64 {
-            let kind = if i % 7 == 0 { Kind::Delete } else { Kind::Put };
-            let value = if kind == Kind::Put {
-                vec![i as u8; i as usize % 13]
-            } else {
-                vec![]
-            };
-            w.add(
-                format!("key{i:03}").as_bytes(),
-                Version(1000 - i),
-                i * 10,
-                kind,
-                &value,
-            )
-            .unwrap();
-        }
-        w.finish().unwrap();
-        let run = RunReader::open(&fs, path, 1, BlockCache::new(1 << 20)).unwrap();
-        let bytes = fs.read(path).unwrap();
-        let layout = run.layout();
-        assert!(layout.blocks.len() > 3, "several blocks");
-        for info in &layout.blocks {
-            let start = info.offset as usize;
-            let len = info.meta_len as usize + info.body_len as usize;
-            let msg = Buffer::from_vec(bytes[start..start + len].to_vec());
-            let l = crate::block::check_buffers(&msg, info.meta_len as usize)
-                .unwrap()
-                .unwrap();
-            let plain = columns(&msg, &l)
-                .unwrap()
-                .expect("the plain path takes a run block");
-            let arrow =
-                crate::block::arrow_columns(&msg, info.offset, info.meta_len, info.body_len)
-                    .unwrap();
-            assert_eq!(plain.len(), info.rows as usize);
-            assert_eq!(plain.keys, arrow.keys);
-            assert_eq!(plain.values, arrow.values);
-            assert_eq!(plain.versions, arrow.versions);
-            assert_eq!(plain.kinds, arrow.kinds);
-            assert_eq!(plain.times.values(), arrow.times.values());
-            assert_eq!(plain.times.null_count(), 0);
-        }
-    }
 
     #[test]
     fn binary_refuses_what_arrow_would_panic_on() {

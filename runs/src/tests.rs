@@ -784,3 +784,46 @@ fn a_run_truncated_after_open_fails_its_block_reads_with_a_typed_error() {
     let text = err.to_string();
     assert!(text.contains("000001.run"), "{text}");
 }
+
+#[test]
+fn the_plain_decode_path_builds_what_arrow_builds() {
+    let (fs, path) = fs();
+    let rows: Vec<Row> = (0..100u64)
+        .map(|i| {
+            let key = format!("key{i:03}").into_bytes();
+            if i % 7 == 0 {
+                (key, 1000 - i, Kind::Delete, Vec::new())
+            } else {
+                (key, 1000 - i, Kind::Put, vec![i as u8; i as usize % 13])
+            }
+        })
+        .collect();
+    let opts = RunWriterOptions {
+        block_target_bytes: 256,
+        ..Default::default()
+    };
+    write(&fs, &path, &rows, opts);
+    let bytes = fs.read(&path).unwrap();
+    let layout = open(&fs, &path).layout();
+    assert!(layout.blocks.len() > 3, "several blocks");
+    for info in &layout.blocks {
+        let start = info.offset as usize;
+        let len = info.meta_len as usize + info.body_len as usize;
+        let msg = arrow_buffer::Buffer::from_vec(bytes[start..start + len].to_vec());
+        let l = crate::block::check_buffers(&msg, info.meta_len as usize)
+            .unwrap()
+            .unwrap();
+        let plain = crate::plain::columns(&msg, &l)
+            .unwrap()
+            .expect("the plain path takes a run block");
+        let arrow =
+            crate::block::arrow_columns(&msg, info.offset, info.meta_len, info.body_len).unwrap();
+        assert_eq!(plain.len(), info.rows as usize);
+        assert_eq!(plain.keys, arrow.keys);
+        assert_eq!(plain.values, arrow.values);
+        assert_eq!(plain.versions, arrow.versions);
+        assert_eq!(plain.kinds, arrow.kinds);
+        assert_eq!(plain.times.values(), arrow.times.values());
+        assert_eq!(plain.times.null_count(), 0);
+    }
+}
