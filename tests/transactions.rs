@@ -477,7 +477,7 @@ fn a_transaction_is_never_half_visible_after_a_power_loss() {
     let accounts = 8u64;
     let opts = |fs: &MemFs| Options {
         durability: Durability::Sync,
-        ..common::compacting_options(fs, 2 << 10, common::aggressive_leveled())
+        ..common::compacting_options(fs, 1 << 10, common::aggressive_leveled())
     };
     let mut synced_at_point = Vec::new(); // (crash points before the ack, transfers acked)
     {

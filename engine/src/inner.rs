@@ -29,7 +29,6 @@ use chronokv_runs::{BlockCache, Compression, RunReader, RunWriter, RunWriterOpti
 use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::{DirLock, Vfs};
 use chronokv_wal::SegmentWriter;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -283,8 +282,8 @@ impl Inner {
         let number = self.alloc_file_number();
         let path = files::run_path(&self.dir, number);
         let mut writer = RunWriter::create(self.vfs.clone(), &path, self.run_options(0))?;
-        for e in mem.range(Bound::Unbounded, Bound::Unbounded) {
-            writer.add(&e.key, e.version, e.time, e.kind, &e.value)?;
+        for e in mem.entries() {
+            writer.add(e.key, e.version, e.time, e.kind, e.value)?;
         }
         let meta = writer.finish()?;
         let reader = RunReader::open(self.vfs.as_ref(), &path, number, self.cache.clone())?;
