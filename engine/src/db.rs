@@ -70,6 +70,32 @@ impl Db {
         Ok(db)
     }
 
+    /// Opens the database at `path` for reading only: takes no lock, writes nothing (no
+    /// LOCK file, manifest, WAL segment or run; no deletion or truncation), runs no flush or
+    /// compaction thread, and works while another process has the store open with
+    /// [`Db::open`]. It reads the manifest, the runs it names and the WAL from there on, so
+    /// it sees every commit that had reached the WAL file when it opened (a prefix of the
+    /// commit order: never half a batch); a write still in progress is where its view ends.
+    ///
+    /// Every read works (gets, scans, snapshots, time travel, history, the change feed,
+    /// export, [`Db::verify`], [`Db::checkpoint`] into another directory); every write
+    /// (commits, transactions that write, flushes, compactions, retention changes) fails
+    /// with [`Error::ReadOnly`]. The handle does not follow later commits: open it again to
+    /// see them. A path that does not exist or holds no database is an
+    /// [`Error::InvalidArgument`] (nothing is created); `create_if_missing` is ignored.
+    pub fn open_read_only(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let inner = crate::read_only::open(path.as_ref(), options)?;
+        Ok(Db {
+            inner,
+            workers: Vec::new(),
+        })
+    }
+
+    /// True for a handle from [`Db::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.health().is_read_only()
+    }
+
     /// The database directory.
     pub fn path(&self) -> &Path {
         self.inner.dir()
@@ -309,8 +335,12 @@ impl Db {
     }
 
     /// Waits until every sealed memtable is flushed and background compaction has nothing
-    /// left to do. Useful before measuring, and in tests.
+    /// left to do. Useful before measuring, and in tests. A read-only handle has no
+    /// background work: it returns at once.
     pub fn wait_for_compactions(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Ok(());
+        }
         self.inner.wait_for_compactions()
     }
 
@@ -392,7 +422,7 @@ impl Db {
     pub fn sync_wal(&self) -> Result<()> {
         let mut wal = self.inner.writer().lock_wal();
         self.inner.check_writable()?;
-        wal.writer.sync().map_err(|e| {
+        wal.segment()?.sync().map_err(|e| {
             let e = Error::from(e);
             self.inner.poison(&e);
             e
@@ -406,7 +436,9 @@ impl Db {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        if self.workers.is_empty() {
+        // Once closed, there is nothing left to do (a read-only store has no workers, but
+        // must still end its subscriptions).
+        if self.inner.check_open().is_err() {
             return Ok(());
         }
         let synced = {
@@ -415,8 +447,11 @@ impl Db {
             match self.inner.check_writable() {
                 // Planted bug (G6): close without syncing the last WAL segment.
                 Ok(()) if chronokv_vfs::bug!("close-skips-wal-sync") => Ok(()),
-                Ok(()) => wal.writer.sync().map_err(Error::from),
-                // Nothing more can be made durable; reopening recovers what is.
+                Ok(()) => wal
+                    .segment()
+                    .and_then(|segment| segment.sync().map_err(Error::from)),
+                // Nothing more can be made durable (or, read-only, nothing was written);
+                // reopening recovers what is.
                 Err(_) => Ok(()),
             }
         };
@@ -461,10 +496,12 @@ impl Db {
     /// otherwise, then a fresh manifest and CURRENT, all fsynced. Flushes first, so the
     /// checkpoint holds every commit acknowledged before the call; precisely, it holds every
     /// version up to [`crate::CheckpointInfo::version`] (a prefix of the commit order).
-    /// Concurrent writes and compactions may continue.
+    /// Concurrent writes and compactions may continue. On a read-only handle it writes only
+    /// into `dir`: the runs, and what the handle replayed from the WAL as one more run.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<crate::CheckpointInfo> {
         // Planted bug (G6): the checkpoint leaves out what is still in memtables.
-        if !chronokv_vfs::bug!("checkpoint-skips-flush") {
+        // A read-only store cannot flush: its checkpoint writes its memtable as a run.
+        if !self.is_read_only() && !chronokv_vfs::bug!("checkpoint-skips-flush") {
             self.flush()?;
         }
         self.inner.checkpoint(dir.as_ref())
