@@ -83,6 +83,8 @@ impl Db {
     /// with [`Error::ReadOnly`]. The handle does not follow later commits: open it again to
     /// see them. A path that does not exist or holds no database is an
     /// [`Error::InvalidArgument`] (nothing is created); `create_if_missing` is ignored.
+    /// The store's recorded history contract applies: options naming a longer one are not
+    /// recorded, and a shorter one is refused as [`Db::open`] refuses it.
     pub fn open_read_only(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let inner = crate::read_only::open(path.as_ref(), options)?;
         Ok(Db {

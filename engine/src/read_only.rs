@@ -75,12 +75,11 @@ fn load(dir: &Path, opts: &Options) -> Result<Arc<Inner>> {
     let Some((manifest_path, mut state)) = recovery::read_state(vfs.as_ref(), dir)? else {
         return Err(recovery::no_database(dir));
     };
-    // A read-only open records nothing, so it reads with the contract the store has; it
-    // cannot keep more than the writer does, and asking for less changes nothing.
-    let retention = match state.retention {
-        Some(stored) => stored,
-        None => crate::retention::resolve_open(None, opts)?,
-    };
+    // A read-only open records nothing, so it reads with the contract the store has (it
+    // cannot keep more than the writer does). Options naming a shorter one are refused, as
+    // `Db::open` refuses them, so a caller is not left believing they took effect.
+    let asked = crate::retention::resolve_open(state.retention, opts)?;
+    let retention = state.retention.unwrap_or(asked);
     state.retention = Some(retention);
     // `manifest::current` accepts only a manifest's name, so this always finds its number.
     let number = match manifest_path

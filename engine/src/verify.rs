@@ -13,7 +13,8 @@
 //! compactions cannot delete runs while they are read, and reads the WAL segment being
 //! written under the WAL lock) and [`verify_dir`] on a directory without opening it (so a
 //! store that fails to open can still be examined). Neither changes any file; `verify_dir`
-//! only takes the directory's LOCK (creating the LOCK file if it is missing).
+//! only takes the directory's LOCK (creating the LOCK file if it is missing). On a
+//! read-only handle, `Db::verify` takes no lock: see `Inner::verify_read_only`.
 
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
@@ -162,7 +163,8 @@ pub struct VerifyReport {
     pub wal_bytes: u64,
     /// chronokv files the manifest does not need (obsolete manifests and WAL segments, runs
     /// of an interrupted flush or compaction, temporary files): not problems, the next open
-    /// deletes them. Only [`verify_dir`] reports them.
+    /// deletes them. Only [`verify_dir`] and [`crate::Db::verify`] on a read-only handle
+    /// report them.
     pub unreferenced: Vec<PathBuf>,
 }
 
