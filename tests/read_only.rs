@@ -253,6 +253,63 @@ fn a_read_only_open_beside_a_writable_db_sees_what_was_committed_before_it() {
 }
 
 #[test]
+fn refresh_swaps_in_the_writers_later_state_and_old_snapshots_keep_theirs() {
+    let fs = MemFs::new();
+    let dir = Path::new("/db");
+    let opts = history_options(mem_options(&fs, 4 << 10));
+    let db = Db::open(dir, opts.clone()).unwrap();
+    for i in 0..100u32 {
+        db.put(format!("k{:02}", i % 30), format!("a{i}")).unwrap();
+    }
+    let runs = |fs: &MemFs| -> Vec<String> {
+        let names = fs.list(dir).unwrap();
+        names
+            .into_iter()
+            .filter(|n| n.ends_with(".arrow"))
+            .collect()
+    };
+    let mut ro = Db::open_read_only(dir, opts.clone()).unwrap();
+    let held_runs = runs(&fs);
+    assert!(!held_runs.is_empty());
+    let old = ro.snapshot();
+    let old_pairs: Vec<_> = old.iter().map(|r| r.unwrap()).collect();
+    let sub = ro
+        .subscribe(Version(ro.latest_version().get() + 1))
+        .unwrap();
+    let waiter = std::thread::spawn(move || sub.count());
+    // The writer moves on: new commits, flushes and a compaction that deletes every run the
+    // read-only handle holds.
+    for i in 0..100u32 {
+        db.put(format!("k{:02}", i % 30), format!("b{i}")).unwrap();
+    }
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.put("k00", "in the WAL").unwrap();
+    let now = runs(&fs);
+    assert!(
+        held_runs.iter().all(|r| !now.contains(r)),
+        "{held_runs:?} {now:?}"
+    );
+    assert_eq!(
+        ro.get("k00").unwrap().as_deref(),
+        Some(&b"a90"[..]),
+        "no refresh yet"
+    );
+    let mutations = fs.mutations();
+    assert!(ro.refresh().unwrap());
+    assert_eq!(fs.mutations(), mutations, "refresh wrote");
+    assert_eq!(ro.latest_version(), db.latest_version());
+    assert_eq!(all(&ro), all(&db));
+    assert_eq!(ro.get("k00").unwrap().as_deref(), Some(&b"in the WAL"[..]));
+    // The snapshot taken before reads its state, from runs the writer has deleted.
+    let again: Vec<_> = old.iter().map(|r| r.unwrap()).collect();
+    assert_eq!(again, old_pairs);
+    assert_eq!(waiter.join().unwrap(), 0, "the old subscription ended");
+    assert!(!ro.refresh().unwrap(), "nothing new");
+    let mut writable = db;
+    assert!(matches!(writable.refresh(), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
 fn a_read_only_checkpoint_holds_every_version_it_sees() {
     let fs = MemFs::new();
     let dir = Path::new("/db");
@@ -421,11 +478,29 @@ fn beside_a_writer_in_another_process() {
     };
     wait_for(20);
     let mut last = 0;
-    for round in 0..25 {
+    // Every other round refreshes one follower instead of opening anew.
+    let mut follower = Db::open_read_only(&dir, Options::default()).unwrap();
+    for round in 0..30 {
         let before = acked.load(Ordering::SeqCst);
-        let ro = Db::open_read_only(&dir, Options::default())
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let seen = batch_seen(&ro);
+        let fresh;
+        let ro = if round % 2 == 0 {
+            fresh = Db::open_read_only(&dir, Options::default())
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            &fresh
+        } else {
+            let held = follower.snapshot();
+            let held_batch = batch_seen(&follower);
+            follower
+                .refresh()
+                .unwrap_or_else(|e| panic!("round {round}: refresh: {e}"));
+            // What the follower saw before still reads whole, its files deleted or not.
+            let pairs: Vec<_> = held.iter().map(|r| r.unwrap()).collect();
+            assert_eq!(pairs.len() as u64, KEYS);
+            let prefix = format!("{held_batch}:");
+            assert!(pairs.iter().all(|(_, v)| v.starts_with(prefix.as_bytes())));
+            &follower
+        };
+        let seen = batch_seen(ro);
         assert!(
             seen >= before,
             "round {round}: saw batch {seen}, {before} was acknowledged"
@@ -465,7 +540,6 @@ fn beside_a_writer_in_another_process() {
             report.problems
         );
         last = seen;
-        drop(ro);
         wait_for(before + 5);
     }
     // A crash of the writer: the read-only view of what it left is what recovery finds.

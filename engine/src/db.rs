@@ -80,8 +80,8 @@ impl Db {
     /// Every read works (gets, scans, snapshots, time travel, history, the change feed,
     /// export, [`Db::verify`], [`Db::checkpoint`] into another directory); every write
     /// (commits, transactions that write, flushes, compactions, retention changes) fails
-    /// with [`Error::ReadOnly`]. The handle does not follow later commits: open it again to
-    /// see them. A path that does not exist or holds no database is an
+    /// with [`Error::ReadOnly`]. The handle does not follow later commits by itself:
+    /// [`Db::refresh`] brings it up to date. A path that does not exist or holds no database is an
     /// [`Error::InvalidArgument`] (nothing is created); `create_if_missing` is ignored.
     /// The store's recorded history contract applies: options naming a longer one are not
     /// recorded, and a shorter one is refused as [`Db::open`] refuses it.
@@ -96,6 +96,31 @@ impl Db {
     /// True for a handle from [`Db::open_read_only`].
     pub fn is_read_only(&self) -> bool {
         self.inner.health().is_read_only()
+    }
+
+    /// Brings a read-only handle up to date: reads the store again as
+    /// [`Db::open_read_only`] does (the manifest, its runs, the WAL) and then replaces the
+    /// handle's whole state at once, so no read ever sees half of an old and half of a new
+    /// state. Returns true if the latest version changed. Snapshots, iterators,
+    /// transactions and change feeds taken before keep reading the state they began with
+    /// (they hold its runs open, even once the writer deleted the files); subscriptions
+    /// taken before end ([`crate::Received::Ended`]): subscribe again. If the read fails,
+    /// the handle keeps its state. A writable `Db` is always current: this is an
+    /// [`Error::InvalidArgument`] there.
+    pub fn refresh(&mut self) -> Result<bool> {
+        if !self.is_read_only() {
+            return Err(Error::InvalidArgument(
+                "refresh is for read-only handles (Db::open_read_only)".into(),
+            ));
+        }
+        let fresh = crate::read_only::open(self.inner.dir(), self.inner.opts().clone())?;
+        let moved = fresh.snapshot_version() != self.inner.snapshot_version();
+        let old = std::mem::replace(&mut self.inner, fresh);
+        // Only subscriptions check this (reads do not): they end, as no commit can reach
+        // the old state.
+        old.health().mark_closed();
+        old.writer().signal_closed();
+        Ok(moved)
     }
 
     /// The database directory.
