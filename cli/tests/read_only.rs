@@ -37,6 +37,19 @@ fn read_commands_leave_a_closed_store_unchanged() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     fixed_store(d);
+    // A history window, so that the change feed has something to read.
+    ok(
+        d,
+        &[
+            "--history-retention",
+            "1h",
+            "--db",
+            "db",
+            "put",
+            "extra",
+            "1",
+        ],
+    );
     let db = d.join("db");
     let before = snapshot(&db);
     assert!(before.keys().any(|n| n.ends_with(".wal")), "{before:?}");
@@ -48,6 +61,8 @@ fn read_commands_leave_a_closed_store_unchanged() {
         .as_u64()
         .unwrap()
         .to_string();
+    let changes = ok(d, &["--db", "db", "changes", "--since", &oldest]);
+    assert!(changes.contains("extra"), "{changes}");
     let commands: Vec<Vec<&str>> = vec![
         vec!["get", "zebra"],
         vec!["scan"],
