@@ -12,6 +12,9 @@
 //!    segments are no longer needed.
 //! 7. Delete every chronokv file the new manifest does not name (old manifests and WAL
 //!    segments, runs of flushes that crashed before their manifest edit, temporary files).
+//!
+//! Steps 2 to 4 only read ([`read_state`], [`load`]); a read-only open (`read_only`) runs
+//! them alone and keeps the replayed records in memory.
 
 use crate::apply::insert_entries;
 use crate::error::{Error, Result};
