@@ -506,6 +506,10 @@ impl Db {
     /// found (see [`crate::VerifyReport`]). Runs are held while they are read, so concurrent
     /// compactions cannot delete them; writes continue (the segment being written is read
     /// while commits wait). For a directory that cannot be opened, use [`crate::verify_dir`].
+    /// On a read-only handle, which a writer in another process may be changing, it checks
+    /// the manifest CURRENT names now, the runs the handle holds (a run the writer retired
+    /// meanwhile is skipped) and the WAL that manifest needs, and lists unreferenced files;
+    /// a frame the writer is appending can show as a torn tail.
     pub fn verify(&self) -> Result<crate::VerifyReport> {
         self.inner.verify(&mut |_, _| {})
     }
