@@ -5,7 +5,7 @@ use crate::fmt::{count, plural, time_micros, Table};
 use crate::progress::Bar;
 use crate::Ctx;
 use chronokv::backup::{BackupEngine, BackupInfo};
-use chronokv::{Options, VerifyReport};
+use chronokv::{Db, Options, VerifyReport};
 use clap::Subcommand;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -74,11 +74,29 @@ fn print_report(out: &mut dyn Write, r: &VerifyReport, what: &str, wal: bool) ->
     Ok(())
 }
 
+/// Verifies through a read-only open, which takes no lock and writes nothing, so it works
+/// while another process has the store open. A store that does not open (a damaged
+/// manifest, a missing run) is examined file by file by `verify_dir`, which needs the
+/// store's LOCK (so no writer has it open) and creates the LOCK file if it is missing.
+fn verify_report(path: &Path, progress: chronokv::Progress<'_>) -> Result<VerifyReport> {
+    match Db::open_read_only(path, Options::default()) {
+        Ok(db) => {
+            let report = db.verify_with_progress(progress)?;
+            db.close()?;
+            Ok(report)
+        }
+        Err(_) => Ok(chronokv::verify_dir_with_progress(
+            path,
+            &Options::default(),
+            progress,
+        )?),
+    }
+}
+
 pub fn verify(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let path = ctx.db_path()?;
     let bar = Bar::bytes("verifying", 0);
-    let report =
-        chronokv::verify_dir_with_progress(path, &Options::default(), &mut |d, t| bar.set(d, t))?;
+    let report = verify_report(path, &mut |d, t| bar.set(d, t))?;
     bar.finish();
     if ctx.json {
         serde_json::to_writer_pretty(&mut *out, &report_json(&report))?;
@@ -174,7 +192,7 @@ pub fn compact(
 }
 
 pub fn checkpoint(ctx: &Ctx, out: &mut dyn Write, dir: &Path) -> Result<()> {
-    let db = ctx.open(false)?;
+    let db = ctx.open_read_only()?;
     let info = db.checkpoint(dir)?;
     db.close()?;
     if ctx.json {

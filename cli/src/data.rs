@@ -46,7 +46,7 @@ impl AtArgs {
 }
 
 pub fn get(ctx: &Ctx, out: &mut dyn Write, key: &[u8], at: &AtArgs) -> Result<()> {
-    let db = ctx.open(false)?;
+    let db = ctx.open_read_only()?;
     let snapshot = at.snapshot(&db)?;
     let value = snapshot.get(key)?;
     drop(snapshot);
@@ -118,7 +118,7 @@ pub struct ScanArgs {
 
 pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: &ScanArgs) -> Result<()> {
     use std::ops::Bound;
-    let db = ctx.open(false)?;
+    let db = ctx.open_read_only()?;
     let snapshot = args.at.snapshot(&db)?;
     let iter = match &args.prefix {
         Some(p) => snapshot.prefix(&p.0),
@@ -167,7 +167,7 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: &ScanArgs) -> Result<()> {
 }
 
 pub fn history(ctx: &Ctx, out: &mut dyn Write, key: &[u8]) -> Result<()> {
-    let db = ctx.open(false)?;
+    let db = ctx.open_read_only()?;
     let entries = db.history(key)?;
     db.close()?;
     let micros = |t: std::time::SystemTime| {

@@ -151,7 +151,7 @@ fn write_file(tmp: &Path, source: Source, prefix: Option<&[u8]>) -> Result<u64> 
 
 pub fn export(ctx: &Ctx, out: &mut dyn Write, args: &ExportArgs) -> Result<()> {
     let path = &args.arrow;
-    let db = ctx.open(false)?;
+    let db = ctx.open_read_only()?;
     let source = source(&db, args)?;
     let (version, kind) = (source.version, source.kind);
     let tmp = path.with_extension("tmp-export");

@@ -20,8 +20,9 @@ pub struct ChangesArgs {
     #[arg(long, value_name = "V", value_parser = fmt::parse_version, conflicts_with = "follow")]
     until: Option<u64>,
     /// Keep waiting for new commits and print them as they are made, until Ctrl-C, until
-    /// stdout closes, or until --limit changes were printed. The store admits one process
-    /// at a time, so this follows the commits of the process holding it (this one).
+    /// stdout closes, or until --limit changes were printed. The store admits one writing
+    /// process at a time, so this follows the commits of the process holding it (this one).
+    /// Writes: with --follow the store is opened for writing (without it, read-only).
     #[arg(long)]
     follow: bool,
     /// Print at most this many changes.
@@ -63,7 +64,12 @@ fn print_change(ctx: &Ctx, out: &mut dyn Write, c: &Change) -> Result<()> {
 }
 
 pub fn changes(ctx: &Ctx, out: &mut dyn Write, args: &ChangesArgs) -> Result<()> {
-    let db = ctx.open(false)?;
+    // A read-only handle sees the commits made before it opened, and no later ones.
+    let db = if args.follow {
+        ctx.open(false)?
+    } else {
+        ctx.open_read_only()?
+    };
     let limit = args.limit.unwrap_or(u64::MAX);
     let since = Version(args.since);
     let mut printed = 0u64;

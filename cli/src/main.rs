@@ -29,9 +29,13 @@ use std::path::{Path, PathBuf};
     about = "Inspect and operate chronokv stores",
     long_about = "Inspect and operate chronokv stores.\n\n\
         Keys and values are text: UTF-8, with \\xNN for any byte and \\\\ for a backslash \
-        (the same escapes the output uses, so output can be fed back in). Commands that \
-        open the store (get, put, scan, inspect, compact, ...) run recovery as Db::open \
-        does; dump-*, verify and backup list/verify/restore/delete only read."
+        (the same escapes the output uses, so output can be fed back in).\n\n\
+        Reading commands (get, scan, history, changes, inspect, verify, export, checkpoint, \
+        retention show, dump-*, backup list/verify) write nothing to the store: they open \
+        it read-only (Db::open_read_only), so they work while another process has it \
+        open, and leave a closed store byte-for-byte unchanged. Commands that write say so \
+        in their help (\"Writes:\"); they open the store as Db::open does (recovery, which \
+        may flush the WAL and rewrite the manifest) and need it not to be open elsewhere."
 )]
 struct Cli {
     /// The database directory.
@@ -42,8 +46,9 @@ struct Cli {
     json: bool,
     /// The history window (90s, 15m, 24h, 7d, or none), like Options::history_retention.
     /// Not needed to read: the store records its contract and every command keeps it.
-    /// Naming a longer one than recorded records it; a shorter one is refused (use
-    /// `retention set --shrink`). With `retention set`, the value to set.
+    /// With a writing command, naming a longer one than recorded records it and a shorter
+    /// one is refused (use `retention set --shrink`); reading commands record nothing.
+    /// With `retention set`, the value to set.
     #[arg(long, global = true, value_name = "DURATION", value_parser = fmt::parse_duration)]
     history_retention: Option<std::time::Duration>,
     /// Keep every key's newest N versions (Options::history_versions_per_key); recorded
@@ -63,7 +68,8 @@ enum Command {
         #[command(flatten)]
         at: data::AtArgs,
     },
-    /// Set a key to a value (creates the store if missing).
+    /// Set a key to a value. Writes: opens the store for writing, and creates it if
+    /// missing (saying so on stderr).
     Put {
         #[arg(value_parser = fmt::bytes_arg)]
         key: fmt::BytesArg,
@@ -73,7 +79,7 @@ enum Command {
         #[arg(long)]
         sync: bool,
     },
-    /// Delete a key.
+    /// Delete a key. Writes: opens the store for writing.
     Delete {
         #[arg(value_parser = fmt::bytes_arg)]
         key: fmt::BytesArg,
@@ -114,10 +120,12 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
-    /// Check every checksum and every cross-reference of a store without opening it; lists
-    /// every problem found.
+    /// Check every checksum and every cross-reference of a store; lists every problem
+    /// found. Writes nothing: works while another process has the store open, and falls
+    /// back to reading the files directly when the store does not open.
     Verify,
     /// Compact the whole store (or a key range) now, then wait for background compaction.
+    /// Writes: opens the store for writing.
     Compact {
         #[arg(long, value_parser = fmt::bytes_arg)]
         from: Option<fmt::BytesArg>,
@@ -125,13 +133,16 @@ enum Command {
         to: Option<fmt::BytesArg>,
     },
     /// Write a consistent, openable copy of the store into DIR (hard links where possible).
+    /// Writes only DIR: the store is opened read-only.
     Checkpoint { dir: PathBuf },
-    /// The store's history contract (window, versions per key): show it, or set it.
+    /// The store's history contract (window, versions per key): show it (read-only), or
+    /// set it (writes).
     Retention {
         #[command(subcommand)]
         command: retention::RetentionCommand,
     },
-    /// Incremental backups: create, list, verify, restore, delete.
+    /// Incremental backups: create (writes: opens the store for writing and flushes it),
+    /// list, verify, restore, delete (these do not open the store).
     Backup {
         #[command(subcommand)]
         command: admin::BackupCommand,
@@ -147,13 +158,14 @@ enum Command {
     /// Make the present equal to a past state (--at-version V or --as-of TIME) with new
     /// commits: puts for keys that differ, deletes for keys that did not exist then. The
     /// history in between stays readable. One atomic commit when the writes fit 64 MiB;
-    /// a larger restore commits key range after key range.
+    /// a larger restore commits key range after key range. Writes: opens the store for
+    /// writing.
     RestoreTo(feed::RestoreArgs),
-    /// Bulk-load key/value pairs from CSV or JSON lines, or generate them (creates the
-    /// store if missing).
+    /// Bulk-load key/value pairs from CSV or JSON lines, or generate them. Writes: opens
+    /// the store for writing, and creates it if missing (saying so on stderr).
     Load(data::LoadArgs),
     /// Build a sample store (recreated at each run) and show writes, deletes, a batch, reads,
-    /// compaction and inspect output.
+    /// compaction and inspect output. Writes: deletes and recreates PATH.
     Demo {
         /// Where to build it.
         #[arg(default_value = "chronokv-demo")]
@@ -184,13 +196,27 @@ impl Ctx {
 
     fn open_with(&self, opts: Options) -> Result<Db> {
         let path = self.db_path()?;
-        if !opts.create_if_missing && !path.join("CURRENT").exists() {
-            return Err(CliError::msg(format!(
-                "{} holds no chronokv store (no CURRENT file)",
-                path.display()
-            )));
+        let exists = has_store(path);
+        if !opts.create_if_missing && !exists {
+            return Err(no_store(path));
         }
-        Ok(Db::open(path, opts)?)
+        let db = Db::open(path, opts)?;
+        if !exists {
+            // A mistyped --db must not go unnoticed.
+            eprintln!("created a new store at {}", path.display());
+        }
+        Ok(db)
+    }
+
+    /// Opens an existing store read-only (`Db::open_read_only`): no lock, nothing written,
+    /// so it works on a store another process has open, and leaves a closed one unchanged.
+    /// Retention flags are not recorded (the store's own contract applies).
+    pub fn open_read_only(&self) -> Result<Db> {
+        let path = self.db_path()?;
+        if !has_store(path) {
+            return Err(no_store(path));
+        }
+        Ok(Db::open_read_only(path, self.options(false))?)
     }
 
     /// The options stores are opened with: retention as `--history-retention` and
@@ -219,6 +245,18 @@ impl Ctx {
     }
 }
 
+/// True when `path` holds a store (its CURRENT file).
+fn has_store(path: &Path) -> bool {
+    path.join("CURRENT").exists()
+}
+
+fn no_store(path: &Path) -> CliError {
+    CliError::msg(format!(
+        "{} holds no chronokv store (no CURRENT file)",
+        path.display()
+    ))
+}
+
 fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let ctx = Ctx {
         db: cli.db,
@@ -233,7 +271,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Delete { key, sync } => data::put(&ctx, out, &key.0, None, sync),
         Command::Scan(args) => data::scan(&ctx, out, &args),
         Command::Inspect => {
-            let db = ctx.open(false)?;
+            let db = ctx.open_read_only()?;
             inspect::inspect(&ctx, out, &db, false)?;
             db.close()?;
             Ok(())

@@ -11,7 +11,7 @@ use std::io::Write;
 pub enum RetentionCommand {
     /// Print the recorded history contract and the oldest readable version.
     Show,
-    /// Change the recorded contract: --history-retention DURATION (or none) and/or
+    /// Change the recorded contract (writes: opens the store for writing): --history-retention DURATION (or none) and/or
     /// --history-versions N. Growing is always allowed; shrinking drops history for good at
     /// the next compaction and needs --shrink.
     Set {
@@ -23,7 +23,10 @@ pub enum RetentionCommand {
 
 pub fn retention(ctx: &Ctx, out: &mut dyn Write, command: RetentionCommand) -> Result<()> {
     // Opened without naming retention: `set` must not grow (or refuse) at open time.
-    let db = ctx.open_as_stored()?;
+    let db = match command {
+        RetentionCommand::Show => ctx.open_read_only()?,
+        RetentionCommand::Set { .. } => ctx.open_as_stored()?,
+    };
     let result = match command {
         RetentionCommand::Show => show(ctx, out, &db),
         RetentionCommand::Set { shrink } => set(ctx, out, &db, shrink),

@@ -63,7 +63,8 @@ impl Inner {
     /// set under the same lock.
     pub(crate) fn pin_tree(&self) -> Result<PinnedTree> {
         let tree = self.tree().lock();
-        self.check_writable()?;
+        // A read-only store never edits its manifest, so its state and view always agree.
+        self.health().check_not_poisoned()?;
         let view = self.current_view();
         let state = tree.state.clone();
         // `times` may be taken while `tree` is held (see inner.rs's lock order).
@@ -89,7 +90,7 @@ impl Inner {
     pub(crate) fn checkpoint(&self, dir: &Path) -> Result<CheckpointInfo> {
         let vfs = self.vfs().as_ref();
         prepare_empty_dir(vfs, dir)?;
-        let pinned = self.pin_tree()?;
+        let mut pinned = self.pin_tree()?;
         let mut info = CheckpointInfo {
             dir: dir.to_path_buf(),
             version: pinned.state.flushed_version,
@@ -119,9 +120,41 @@ impl Inner {
             }
             info.bytes += size;
         }
+        if self.health().is_read_only() {
+            self.checkpoint_memtable(dir, &mut pinned, &mut info)?;
+        }
         vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
         write_manifest(vfs, dir, &pinned.state, &pinned.times)?;
         Ok(info)
+    }
+
+    /// A read-only store cannot flush, and its memtable holds the commits it replayed from
+    /// the WAL: they go into the checkpoint as one more level-0 run (newer than every run
+    /// linked, as its file number is), so the copy holds every version the store sees.
+    /// Nothing commits to a read-only store, so the memtable and the visible version are
+    /// those of the open.
+    fn checkpoint_memtable(
+        &self,
+        dir: &Path,
+        pinned: &mut PinnedTree,
+        info: &mut CheckpointInfo,
+    ) -> Result<()> {
+        let mem = self.current_view().active.clone();
+        if mem.is_empty() {
+            return Ok(());
+        }
+        let state = &mut pinned.state;
+        let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
+        let number = state.next_file_number.max(highest_run + 1).max(1);
+        let path = files::run_path(dir, number);
+        let meta = self.write_run_file(&path, &mem)?;
+        info.runs += 1;
+        info.bytes += meta.file_size;
+        state.runs.insert(number, RunDesc::new(0, number, &meta));
+        state.next_file_number = number + 1;
+        state.flushed_version = self.snapshot_version();
+        info.version = state.flushed_version;
+        Ok(())
     }
 }
 

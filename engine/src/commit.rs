@@ -113,11 +113,13 @@ fn commit_group(inner: &Inner, group: &[&Slot]) -> Result<()> {
             entries: &slot.batch.entries,
         })
     });
-    let wal_before = wal.writer.len();
-    let logged = wal.writer.append_all(records.clone()).and_then(|()| {
+    // Present: `check_writable` above refused a read-only store.
+    let segment = wal.segment()?;
+    let wal_before = segment.len();
+    let logged = segment.append_all(records.clone()).and_then(|()| {
         // Planted bug (G6): acknowledge a `Sync` group without fsyncing the WAL.
         if group.iter().any(|s| s.sync) && !chronokv_vfs::bug!("commit-skips-wal-sync") {
-            wal.writer.sync()
+            segment.sync()
         } else {
             Ok(())
         }
@@ -140,7 +142,7 @@ fn commit_group(inner: &Inner, group: &[&Slot]) -> Result<()> {
     }
     Counters::add(
         &inner.counters().wal_bytes,
-        wal.writer.len().saturating_sub(wal_before),
+        wal.segment()?.len().saturating_sub(wal_before),
     );
     let mut user_bytes = 0u64;
     for r in records {

@@ -70,6 +70,59 @@ impl Db {
         Ok(db)
     }
 
+    /// Opens the database at `path` for reading only: takes no lock, writes nothing (no
+    /// LOCK file, manifest, WAL segment or run; no deletion or truncation), runs no flush or
+    /// compaction thread, and works while another process has the store open with
+    /// [`Db::open`]. It reads the manifest, the runs it names and the WAL from there on, so
+    /// it sees every commit that had reached the WAL file when it opened (a prefix of the
+    /// commit order: never half a batch); a write still in progress is where its view ends.
+    ///
+    /// Every read works (gets, scans, snapshots, time travel, history, the change feed,
+    /// export, [`Db::verify`], [`Db::checkpoint`] into another directory); every write
+    /// (commits, transactions that write, flushes, compactions, retention changes) fails
+    /// with [`Error::ReadOnly`]. The handle does not follow later commits by itself:
+    /// [`Db::refresh`] brings it up to date. A path that does not exist or holds no database is an
+    /// [`Error::InvalidArgument`] (nothing is created); `create_if_missing` is ignored.
+    /// The store's recorded history contract applies: options naming a longer one are not
+    /// recorded, and a shorter one is refused as [`Db::open`] refuses it.
+    pub fn open_read_only(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let inner = crate::read_only::open(path.as_ref(), options)?;
+        Ok(Db {
+            inner,
+            workers: Vec::new(),
+        })
+    }
+
+    /// True for a handle from [`Db::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.health().is_read_only()
+    }
+
+    /// Brings a read-only handle up to date: reads the store again as
+    /// [`Db::open_read_only`] does (the manifest, its runs, the WAL) and then replaces the
+    /// handle's whole state at once, so no read ever sees half of an old and half of a new
+    /// state. Returns true if the latest version changed. Snapshots, iterators,
+    /// transactions and change feeds taken before keep reading the state they began with
+    /// (they hold its runs open, even once the writer deleted the files); subscriptions
+    /// taken before end ([`crate::Received::Ended`]): subscribe again. If the read fails,
+    /// the handle keeps its state. A writable `Db` is always current: this is an
+    /// [`Error::InvalidArgument`] there.
+    pub fn refresh(&mut self) -> Result<bool> {
+        if !self.is_read_only() {
+            return Err(Error::InvalidArgument(
+                "refresh is for read-only handles (Db::open_read_only)".into(),
+            ));
+        }
+        let fresh = crate::read_only::open(self.inner.dir(), self.inner.opts().clone())?;
+        let moved = fresh.snapshot_version() != self.inner.snapshot_version();
+        let old = std::mem::replace(&mut self.inner, fresh);
+        // Only subscriptions check this (reads do not): they end, as no commit can reach
+        // the old state.
+        old.health().mark_closed();
+        old.writer().signal_closed();
+        Ok(moved)
+    }
+
     /// The database directory.
     pub fn path(&self) -> &Path {
         self.inner.dir()
@@ -309,8 +362,12 @@ impl Db {
     }
 
     /// Waits until every sealed memtable is flushed and background compaction has nothing
-    /// left to do. Useful before measuring, and in tests.
+    /// left to do. Useful before measuring, and in tests. A read-only handle has no
+    /// background work: it returns at once.
     pub fn wait_for_compactions(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Ok(());
+        }
         self.inner.wait_for_compactions()
     }
 
@@ -392,7 +449,7 @@ impl Db {
     pub fn sync_wal(&self) -> Result<()> {
         let mut wal = self.inner.writer().lock_wal();
         self.inner.check_writable()?;
-        wal.writer.sync().map_err(|e| {
+        wal.segment()?.sync().map_err(|e| {
             let e = Error::from(e);
             self.inner.poison(&e);
             e
@@ -406,7 +463,9 @@ impl Db {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        if self.workers.is_empty() {
+        // Once closed, there is nothing left to do (a read-only store has no workers, but
+        // must still end its subscriptions).
+        if self.inner.check_open().is_err() {
             return Ok(());
         }
         let synced = {
@@ -415,8 +474,11 @@ impl Db {
             match self.inner.check_writable() {
                 // Planted bug (G6): close without syncing the last WAL segment.
                 Ok(()) if chronokv_vfs::bug!("close-skips-wal-sync") => Ok(()),
-                Ok(()) => wal.writer.sync().map_err(Error::from),
-                // Nothing more can be made durable; reopening recovers what is.
+                Ok(()) => wal
+                    .segment()
+                    .and_then(|segment| segment.sync().map_err(Error::from)),
+                // Nothing more can be made durable (or, read-only, nothing was written);
+                // reopening recovers what is.
                 Err(_) => Ok(()),
             }
         };
@@ -444,6 +506,10 @@ impl Db {
     /// found (see [`crate::VerifyReport`]). Runs are held while they are read, so concurrent
     /// compactions cannot delete them; writes continue (the segment being written is read
     /// while commits wait). For a directory that cannot be opened, use [`crate::verify_dir`].
+    /// On a read-only handle, which a writer in another process may be changing, it checks
+    /// the manifest CURRENT names now, the runs the handle holds (a run the writer retired
+    /// meanwhile is skipped) and the WAL that manifest needs, and lists unreferenced files;
+    /// a frame the writer is appending can show as a torn tail.
     pub fn verify(&self) -> Result<crate::VerifyReport> {
         self.inner.verify(&mut |_, _| {})
     }
@@ -461,10 +527,12 @@ impl Db {
     /// otherwise, then a fresh manifest and CURRENT, all fsynced. Flushes first, so the
     /// checkpoint holds every commit acknowledged before the call; precisely, it holds every
     /// version up to [`crate::CheckpointInfo::version`] (a prefix of the commit order).
-    /// Concurrent writes and compactions may continue.
+    /// Concurrent writes and compactions may continue. On a read-only handle it writes only
+    /// into `dir`: the runs, and what the handle replayed from the WAL as one more run.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<crate::CheckpointInfo> {
         // Planted bug (G6): the checkpoint leaves out what is still in memtables.
-        if !chronokv_vfs::bug!("checkpoint-skips-flush") {
+        // A read-only store cannot flush: its checkpoint writes its memtable as a run.
+        if !self.is_read_only() && !chronokv_vfs::bug!("checkpoint-skips-flush") {
             self.flush()?;
         }
         self.inner.checkpoint(dir.as_ref())

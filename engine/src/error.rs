@@ -16,6 +16,9 @@ use std::path::PathBuf;
 /// - [`Error::Poisoned`]: an earlier write or sync failed, so the database stopped accepting
 ///   writes rather than risk acknowledging lost data. Reads still work; reopen to recover.
 /// - [`Error::Closed`]: the database was closed.
+/// - [`Error::ReadOnly`]: the database was opened with `Db::open_read_only`, and the call
+///   would write (a commit, a flush, a compaction, a manifest edit). Open it with `Db::open`
+///   to write; nothing was changed.
 /// - [`Error::VersionNotRetained`], [`Error::TimeNotRetained`]: a read of the past reached
 ///   beyond the retained history (`Db::history_retention`); the error carries the oldest
 ///   readable version (and, for a time, its commit time).
@@ -61,6 +64,10 @@ pub enum Error {
     /// The database was closed.
     #[error("database is closed")]
     Closed,
+    /// The database was opened read-only ([`crate::Db::open_read_only`]) and the call would
+    /// write. Nothing was changed.
+    #[error("database is open read-only (Db::open_read_only): this call would write")]
+    ReadOnly,
 
     /// A read of the past asked for a version older than the retained history (see
     /// the store's history contract, `Db::history_retention`). Never answered with a newer state instead.

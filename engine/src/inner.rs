@@ -20,12 +20,12 @@ use crate::options::{CompactionStyle, Options};
 use crate::retention::Readers;
 use crate::stall::Stall;
 use crate::stats::Counters;
-use crate::tree::{Recorded, Tree};
+use crate::tree::{Manifest, Recorded, Tree};
 use crate::txns::OpenTxns;
 use crate::view::{LiveRun, View};
 use crate::writer::{WalState, Writer};
 use chronokv_compaction::Strategy;
-use chronokv_runs::{BlockCache, Compression, RunReader, RunWriter, RunWriterOptions};
+use chronokv_runs::{BlockCache, Compression, RunMeta, RunReader, RunWriter, RunWriterOptions};
 use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::{DirLock, Vfs};
 use chronokv_wal::SegmentWriter;
@@ -52,10 +52,12 @@ pub struct Inner {
     /// Live snapshots, history readers, the history contract and the horizon (see
     /// `history` and `retention`).
     readers: OrderedMutex<Readers>,
-    _lock: Box<dyn DirLock>,
+    /// The directory's LOCK; `None` for a read-only store, which takes no lock.
+    _lock: Option<Box<dyn DirLock>>,
 }
 
 impl Inner {
+    /// `lock: None` makes a read-only store: every write is refused (`Error::ReadOnly`).
     pub fn new(
         dir: PathBuf,
         opts: Options,
@@ -63,8 +65,12 @@ impl Inner {
         wal: WalState,
         tree: Tree,
         times: TimeIndex,
-        lock: Box<dyn DirLock>,
+        lock: Option<Box<dyn DirLock>>,
     ) -> Inner {
+        let health = Health::default();
+        if lock.is_none() {
+            health.mark_read_only();
+        }
         Inner {
             dir,
             txns: OpenTxns::new(opts.transaction_conflict_memory),
@@ -72,7 +78,7 @@ impl Inner {
             opts,
             cache,
             counters: Counters::default(),
-            health: Health::default(),
+            health,
             writer: Writer::new(wal),
             tree,
             background: Background::default(),
@@ -249,7 +255,7 @@ impl Inner {
         let synced = if chronokv_vfs::bug!("rotate-skips-wal-sync") {
             Ok(())
         } else {
-            wal.writer.sync()
+            wal.segment()?.sync()
         };
         if let Err(e) = synced {
             let e = Error::from(e);
@@ -262,7 +268,7 @@ impl Inner {
             self.poison(&e);
             e
         })?;
-        wal.writer = writer;
+        wal.writer = Some(writer);
         self.tree.swap_memtables(|current| {
             let mut next = current.clone();
             next.immutables.insert(0, next.active.clone());
@@ -281,11 +287,7 @@ impl Inner {
         }
         let number = self.alloc_file_number();
         let path = files::run_path(&self.dir, number);
-        let mut writer = RunWriter::create(self.vfs.clone(), &path, self.run_options(0))?;
-        for e in mem.entries() {
-            writer.add(e.key, e.version, e.time, e.kind, e.value)?;
-        }
-        let meta = writer.finish()?;
+        let meta = self.write_run_file(&path, mem)?;
         let reader = RunReader::open(self.vfs.as_ref(), &path, number, self.cache.clone())?;
         invariant!(
             run_meta_problem(&meta, reader.meta()).is_none(),
@@ -298,6 +300,16 @@ impl Inner {
             RunDesc::new(0, number, &meta),
             self.live_run(reader),
         )))
+    }
+
+    /// Writes every entry of `mem` to a new level-0 run file at `path` (durable when this
+    /// returns).
+    pub fn write_run_file(&self, path: &Path, mem: &Arc<Memtable>) -> Result<RunMeta> {
+        let mut writer = RunWriter::create(self.vfs.clone(), path, self.run_options(0))?;
+        for e in mem.entries() {
+            writer.add(e.key, e.version, e.time, e.kind, e.value)?;
+        }
+        Ok(writer.finish()?)
     }
 
     /// Flushes the oldest sealed memtable: run, manifest edit, view swap, WAL removal.
@@ -408,9 +420,9 @@ impl Inner {
     }
 
     fn append_edit_unchecked(&self, tree: &mut Recorded, edit: &VersionEdit) -> Result<()> {
-        tree.manifest.append(edit)?;
+        tree.manifest.writer()?.append(edit)?;
         tree.state.apply(edit);
-        if tree.manifest.delta_len() > self.opts.max_manifest_bytes {
+        if tree.manifest.writer()?.delta_len() > self.opts.max_manifest_bytes {
             let number = self.alloc_file_number();
             tree.state.next_file_number = self.tree.next_file_number();
             let times = self.times().clone();
@@ -420,7 +432,7 @@ impl Inner {
             }
             let fresh =
                 ManifestWriter::create(self.vfs.as_ref(), &self.dir, number, &tree.state, &times)?;
-            let old = std::mem::replace(&mut tree.manifest, fresh);
+            let old = std::mem::replace(&mut tree.manifest, Manifest::Writer(fresh));
             let _ = self.vfs.remove_file(old.path());
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! on-disk state (`manifest`, `retention`), the owners of shared state (`writer`, `tree`,
 //! `background`, `stall`, `txns`, `health`, with `lock_order` and `invariants`), the shared
 //! state itself (`inner`), operations (`commit`, `compactor`, `history`, `feed`,
-//! `checkpoint`, `verify`, `recovery`) and the API (`txn`, `restore`, `export`, `backup`,
+//! `checkpoint`, `verify`, `recovery`, `read_only`) and the API (`txn`, `restore`, `export`, `backup`,
 //! `db`).
 //! All file I/O goes through the `Vfs` in [`Options::vfs`].
 
@@ -35,6 +35,7 @@ mod memtable;
 mod options;
 mod queue;
 mod read;
+mod read_only;
 mod recovery;
 mod restore;
 mod retention;

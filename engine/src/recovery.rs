@@ -12,6 +12,9 @@
 //!    segments are no longer needed.
 //! 7. Delete every chronokv file the new manifest does not name (old manifests and WAL
 //!    segments, runs of flushes that crashed before their manifest edit, temporary files).
+//!
+//! Steps 2 to 4 only read ([`read_state`], [`load`]); a read-only open (`read_only`) runs
+//! them alone and keeps the replayed records in memory.
 
 use crate::apply::insert_entries;
 use crate::error::{Error, Result};
@@ -21,7 +24,7 @@ use crate::manifest::{self, ManifestWriter, TreeState};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::retention::RetentionState;
-use crate::tree::{Recorded, Tree};
+use crate::tree::{Manifest, Recorded, Tree};
 use crate::view::{LiveRun, View};
 use crate::writer::WalState;
 use chronokv_runs::{BlockCache, RunReader};
@@ -37,73 +40,32 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     let vfs = opts.vfs.clone();
     if !vfs.exists(dir) {
         if !opts.create_if_missing {
-            return Err(Error::InvalidArgument(format!(
-                "{} does not exist",
-                dir.display()
-            )));
+            return Err(missing_dir(dir));
         }
         vfs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let lock = files::lock_dir(vfs.as_ref(), dir)?;
 
-    let mut state = match manifest::current(vfs.as_ref(), dir)? {
-        Some(path) => manifest::read(vfs.as_ref(), &path).map_err(|e| match e {
-            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                Error::corruption(
-                    &path,
-                    0,
-                    "CURRENT names this manifest but the file is missing",
-                )
-            }
-            e => e,
-        })?,
+    let mut state = match read_state(vfs.as_ref(), dir)? {
+        Some((_, state)) => state,
         None if opts.create_if_missing => TreeState::default(),
-        None => {
-            return Err(Error::InvalidArgument(format!(
-                "{} holds no database",
-                dir.display()
-            )))
-        }
+        None => return Err(no_database(dir)),
     };
     // The contract this open records: the stored one, grown if the options ask for more
     // (a shorter one is refused before anything is written).
     let retention = crate::retention::resolve_open(state.retention, &opts)?;
     state.retention = Some(retention);
 
-    let names = vfs.list(dir).map_err(|e| Error::io(dir, e))?;
-    let listed: Vec<FileKind> = names.iter().filter_map(|n| files::classify(n)).collect();
-    let highest = listed
-        .iter()
-        .filter_map(|k| match k {
-            FileKind::Manifest(n) | FileKind::Wal(n) | FileKind::Run(n) => Some(*n),
-            FileKind::Temp => None,
-        })
-        .max()
-        .unwrap_or(0);
-    state.next_file_number = state.next_file_number.max(highest + 1).max(1);
-
-    let cache = BlockCache::new(opts.block_cache_bytes);
-    let runs = open_runs(&vfs, dir, &state, &cache)?;
-
-    let mut wal_numbers: Vec<u64> = listed
-        .iter()
-        .filter_map(|k| match k {
-            FileKind::Wal(n) if *n >= state.min_log_number => Some(*n),
-            _ => None,
-        })
-        .collect();
-    wal_numbers.sort_unstable();
-    let replayed = Arc::new(Memtable::new(0));
-    let mut times = std::mem::take(&mut state.times);
-    let (last_version, torn) = replay(
-        vfs.as_ref(),
-        dir,
-        &wal_numbers,
-        &state,
-        opts.recovery_mode,
-        &replayed,
-        &mut times,
-    )?;
+    let Loaded {
+        mut state,
+        times,
+        cache,
+        runs,
+        wal_numbers,
+        replayed,
+        last_version,
+        torn,
+    } = load(&vfs, dir, state, &opts)?;
     // Recovery is about to start a newer segment, after which this one counts as older and
     // fully synced: cut its torn tail off first, or a recovery interrupted from here on
     // would leave a store the next open refuses as corrupt.
@@ -111,7 +73,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     if let Some((path, valid)) = torn.filter(|_| !chronokv_vfs::bug!("recovery-keeps-torn-tail")) {
         cut_torn_tail(vfs.as_ref(), dir, &path, valid)?;
     }
-    let last_time = times.marks().last().map_or(0, |&(_, t)| t);
+    let last_time = last_time(&times);
     // Planted bug (G6): versions restart after the flushed ones, forgetting those the WAL
     // replay recovered (a high-water mark not carried across a restart).
     let last_version = if chronokv_vfs::bug!("recovery-reuses-versions") {
@@ -133,12 +95,13 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         gc_horizon: Version(0),
     };
     let wal = WalState {
-        writer,
+        writer: Some(writer),
         last_version: last_version.0,
         last_time,
     };
     let next_file = state.next_file_number;
     let history_horizon = state.history_horizon;
+    let manifest = Manifest::Writer(manifest);
     let tree = Tree::new(Recorded { manifest, state }, view, next_file);
     let inner = Arc::new(Inner::new(
         dir.to_path_buf(),
@@ -147,7 +110,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         wal,
         tree,
         times,
-        lock,
+        Some(lock),
     ));
     inner.readers().retention = RetentionState::new(retention, history_horizon);
 
@@ -168,6 +131,105 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         remove_unreferenced(vfs.as_ref(), dir, &tree.state, live_manifest, wal_number)?;
     }
     Ok(inner)
+}
+
+/// What steps 2 to 4 found, before anything is written: the tree state (its time marks
+/// moved to `times`, with those of the replayed records added), the open runs, and the WAL
+/// records replayed into a memtable.
+pub(crate) struct Loaded {
+    pub state: TreeState,
+    pub times: TimeIndex,
+    pub cache: Arc<BlockCache>,
+    pub runs: Vec<(usize, Arc<LiveRun>)>,
+    /// The segments replayed, oldest first.
+    pub wal_numbers: Vec<u64>,
+    pub replayed: Arc<Memtable>,
+    pub last_version: Version,
+    /// The newest segment's torn tail, if one was tolerated: its path and valid length.
+    pub torn: Option<(PathBuf, u64)>,
+}
+
+/// Reads CURRENT and the manifest it names: `None` if there is no CURRENT (no database).
+pub(crate) fn read_state(vfs: &dyn Vfs, dir: &Path) -> Result<Option<(PathBuf, TreeState)>> {
+    let Some(path) = manifest::current(vfs, dir)? else {
+        return Ok(None);
+    };
+    let state = manifest::read(vfs, &path).map_err(|e| match e {
+        Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => Error::corruption(
+            &path,
+            0,
+            "CURRENT names this manifest but the file is missing",
+        ),
+        e => e,
+    })?;
+    Ok(Some((path, state)))
+}
+
+/// Steps 2 to 4 after the manifest is read: opens its runs and replays the WAL into memory.
+/// Reads only, so a read-only open shares it.
+pub(crate) fn load(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    mut state: TreeState,
+    opts: &Options,
+) -> Result<Loaded> {
+    let names = vfs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let listed: Vec<FileKind> = names.iter().filter_map(|n| files::classify(n)).collect();
+    let highest = listed
+        .iter()
+        .filter_map(|k| match k {
+            FileKind::Manifest(n) | FileKind::Wal(n) | FileKind::Run(n) => Some(*n),
+            FileKind::Temp => None,
+        })
+        .max()
+        .unwrap_or(0);
+    state.next_file_number = state.next_file_number.max(highest + 1).max(1);
+
+    let cache = BlockCache::new(opts.block_cache_bytes);
+    let runs = open_runs(vfs, dir, &state, &cache)?;
+
+    let mut wal_numbers: Vec<u64> = listed
+        .iter()
+        .filter_map(|k| match k {
+            FileKind::Wal(n) if *n >= state.min_log_number => Some(*n),
+            _ => None,
+        })
+        .collect();
+    wal_numbers.sort_unstable();
+    let replayed = Arc::new(Memtable::new(0));
+    let mut times = std::mem::take(&mut state.times);
+    let (last_version, torn) = replay(
+        vfs.as_ref(),
+        dir,
+        &wal_numbers,
+        &state,
+        opts.recovery_mode,
+        &replayed,
+        &mut times,
+    )?;
+    Ok(Loaded {
+        state,
+        times,
+        cache,
+        runs,
+        wal_numbers,
+        replayed,
+        last_version,
+        torn,
+    })
+}
+
+/// The commit time of the newest version `times` knows (0 for none).
+pub(crate) fn last_time(times: &TimeIndex) -> u64 {
+    times.marks().last().map_or(0, |&(_, t)| t)
+}
+
+pub(crate) fn missing_dir(dir: &Path) -> Error {
+    Error::InvalidArgument(format!("{} does not exist", dir.display()))
+}
+
+pub(crate) fn no_database(dir: &Path) -> Error {
+    Error::InvalidArgument(format!("{} holds no database", dir.display()))
 }
 
 /// Opens every run the manifest names, with its level.

@@ -3,17 +3,53 @@
 //! change it: append an edit under [`Tree::lock`], then swap the view while still holding
 //! it, so the view never runs ahead of or behind the manifest for longer than one swap.
 
+use crate::error::{Error, Result};
 use crate::invariants::{invariant, view_problem};
 use crate::lock_order::{Guard, Level, OrderedMutex, OrderedRwLock};
 use crate::manifest::{ManifestWriter, TreeState};
 use crate::view::View;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The manifest writer and the tree it has recorded.
 pub struct Recorded {
-    pub manifest: ManifestWriter,
+    pub manifest: Manifest,
     pub state: TreeState,
+}
+
+/// The live manifest: open for appending, or, for a read-only store, only the file the
+/// state was read from (a read-only store appends nothing).
+pub enum Manifest {
+    Writer(ManifestWriter),
+    ReadOnly { path: PathBuf, number: u64 },
+}
+
+impl Manifest {
+    /// The writer; `Error::ReadOnly` for a read-only store (whose edits are refused before
+    /// they get here, by `Health::check_writable`).
+    pub fn writer(&mut self) -> Result<&mut ManifestWriter> {
+        match self {
+            Manifest::Writer(w) => Ok(w),
+            Manifest::ReadOnly { .. } => Err(Error::ReadOnly),
+        }
+    }
+
+    /// The manifest file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Manifest::Writer(w) => w.path(),
+            Manifest::ReadOnly { path, .. } => path,
+        }
+    }
+
+    /// The manifest's file number.
+    pub fn number(&self) -> u64 {
+        match self {
+            Manifest::Writer(w) => w.number(),
+            Manifest::ReadOnly { number, .. } => *number,
+        }
+    }
 }
 
 pub struct Tree {

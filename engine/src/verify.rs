@@ -13,7 +13,8 @@
 //! compactions cannot delete runs while they are read, and reads the WAL segment being
 //! written under the WAL lock) and [`verify_dir`] on a directory without opening it (so a
 //! store that fails to open can still be examined). Neither changes any file; `verify_dir`
-//! only takes the directory's LOCK (creating the LOCK file if it is missing).
+//! only takes the directory's LOCK (creating the LOCK file if it is missing). On a
+//! read-only handle, `Db::verify` takes no lock: see `Inner::verify_read_only`.
 
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
@@ -162,7 +163,8 @@ pub struct VerifyReport {
     pub wal_bytes: u64,
     /// chronokv files the manifest does not need (obsolete manifests and WAL segments, runs
     /// of an interrupted flush or compaction, temporary files): not problems, the next open
-    /// deletes them. Only [`verify_dir`] reports them.
+    /// deletes them. Only [`verify_dir`] and [`crate::Db::verify`] on a read-only handle
+    /// report them.
     pub unreferenced: Vec<PathBuf>,
 }
 
@@ -234,19 +236,7 @@ pub fn verify_dir_with_progress(
         .collect();
     wal.sort_unstable();
 
-    for (name, kind) in &kinds {
-        let unreferenced = match (kind, &state) {
-            (FileKind::Temp, _) => true,
-            (FileKind::Manifest(_), _) => live_manifest.as_deref() != Some(&dir.join(name)),
-            (FileKind::Wal(n), _) => *n < min_log,
-            (FileKind::Run(n), Some(s)) => !s.runs.contains_key(n),
-            (FileKind::Run(_), None) => false,
-        };
-        if unreferenced {
-            c.report.unreferenced.push(dir.join(name));
-        }
-    }
-    c.report.unreferenced.sort();
+    c.report.unreferenced = unreferenced(dir, &kinds, state.as_ref(), live_manifest.as_deref());
 
     c.total = runs
         .iter()
@@ -272,9 +262,36 @@ pub fn verify_dir_with_progress(
     Ok(c.report)
 }
 
+/// The chronokv files of `dir` (`kinds`) that the manifest `state` (read from `live`) does
+/// not need, sorted.
+fn unreferenced(
+    dir: &Path,
+    kinds: &[(String, FileKind)],
+    state: Option<&TreeState>,
+    live: Option<&Path>,
+) -> Vec<PathBuf> {
+    let min_log = state.map_or(0, |s| s.min_log_number);
+    let mut found: Vec<PathBuf> = kinds
+        .iter()
+        .filter(|(name, kind)| match (kind, state) {
+            (FileKind::Temp, _) => true,
+            (FileKind::Manifest(_), _) => live != Some(dir.join(name).as_path()),
+            (FileKind::Wal(n), _) => *n < min_log,
+            (FileKind::Run(n), Some(s)) => !s.runs.contains_key(n),
+            (FileKind::Run(_), None) => false,
+        })
+        .map(|(name, _)| dir.join(name))
+        .collect();
+    found.sort();
+    found
+}
+
 impl Inner {
     /// Verifies an open database (see the module documentation).
     pub(crate) fn verify(&self, progress: Progress<'_>) -> Result<VerifyReport> {
+        if self.health().is_read_only() {
+            return self.verify_read_only(progress);
+        }
         let vfs = self.vfs().as_ref();
         let mut c = Checker::new(vfs, progress);
         // The manifest on disk must decode to the tree the engine holds. Both are read under
@@ -341,14 +358,76 @@ impl Inner {
         for n in logs {
             let path = files::wal_path(self.dir(), n);
             // A flush may retire the segment at any moment: then there is nothing to check.
-            c.check_wal_if_present(&path, n, &mut expected);
+            c.check_wal_if_present(&path, n, false, &mut expected);
         }
         // No commit appends to the active segment while the WAL lock is held.
-        let wal = self.writer().lock_wal();
-        let (n, path) = (wal.writer.log_number(), wal.writer.path().to_path_buf());
+        let mut wal = self.writer().lock_wal();
+        let segment = wal.segment()?;
+        let (n, path) = (segment.log_number(), segment.path().to_path_buf());
         let mut expected = None;
         c.check_wal(&path, n, true, &mut expected);
         drop(wal);
+        Ok(c.report)
+    }
+}
+
+impl Inner {
+    /// Verifies a read-only store, which a writer may be changing (`read_only`): the
+    /// manifest CURRENT names now (checked for damage; it may describe a newer tree than
+    /// the one this store opened), the runs this store holds open, and the WAL segments
+    /// that manifest still needs, as they are now. A segment the writer deleted meanwhile (it
+    /// flushed it) is skipped; the newest one may end in a frame being written, which is
+    /// reported as a torn tail, as `verify_dir` would. Files the manifest read now does not
+    /// need are listed as `unreferenced` (beside a writer, that includes a run it is writing).
+    fn verify_read_only(&self, progress: Progress<'_>) -> Result<VerifyReport> {
+        let vfs = self.vfs().as_ref();
+        let dir = self.dir();
+        let mut c = Checker::new(vfs, progress);
+        // The directory is listed before the manifest is read: a WAL segment missing from
+        // the listing was flushed by then, so the manifest read after it covers its versions.
+        let names = vfs.list(dir).map_err(|e| Error::io(dir, e))?;
+        let current = c.read_manifest(dir);
+        let pinned = self.pin_tree()?;
+        let (min_log, flushed_now) = current.as_ref().map_or(
+            (pinned.state.min_log_number, pinned.state.flushed_version),
+            |s| (s.min_log_number, s.flushed_version),
+        );
+        let kinds: Vec<(String, FileKind)> = names
+            .iter()
+            .filter_map(|n| files::classify(n).map(|k| (n.clone(), k)))
+            .collect();
+        c.report.unreferenced = unreferenced(
+            dir,
+            &kinds,
+            current.as_ref(),
+            c.report.manifest.clone().as_deref(),
+        );
+        let mut wal: Vec<u64> = kinds
+            .iter()
+            .filter_map(|(_, k)| match k {
+                FileKind::Wal(n) if *n >= min_log => Some(*n),
+                _ => None,
+            })
+            .collect();
+        wal.sort_unstable();
+        c.total = pinned.runs.iter().map(|(d, _)| d.file_size).sum::<u64>()
+            + wal
+                .iter()
+                .map(|n| vfs.file_size(&files::wal_path(dir, *n)).unwrap_or(0))
+                .sum::<u64>();
+        let flushed = pinned.state.flushed_version;
+        for (desc, run) in &pinned.runs {
+            c.check_run_if_named(dir, run.reader.path(), desc, flushed);
+        }
+        drop(pinned);
+        let mut expected = Some(flushed_now.0);
+        for (i, &n) in wal.iter().enumerate() {
+            let path = files::wal_path(dir, n);
+            if !c.check_wal_if_present(&path, n, i + 1 == wal.len(), &mut expected) {
+                // Flushed by the writer: where the next segment's versions start is unknown.
+                expected = None;
+            }
+        }
         Ok(c.report)
     }
 }
@@ -549,14 +628,47 @@ impl<'a> Checker<'a> {
     /// [`Checker::check_wal`] for a segment that may be deleted concurrently (a sealed
     /// memtable's, which the flusher retires): a segment gone before or while it is read is
     /// skipped, not reported.
-    fn check_wal_if_present(&mut self, path: &Path, number: u64, expected: &mut Option<u64>) {
+    /// [`Checker::check_run`] for a run that a writer in another process may delete once a
+    /// compaction retired it (holding it open in this process does not stop that): a run
+    /// that is gone and that the manifest on disk no longer names is skipped. A writer
+    /// deletes a run only after the edit that stops naming it, so a run still named is
+    /// really missing.
+    fn check_run_if_named(&mut self, dir: &Path, path: &Path, desc: &RunDesc, flushed: Version) {
+        let before = self.report.problems.len();
+        let r = &self.report;
+        let saved = (r.runs, r.run_bytes, r.blocks, r.entries);
+        self.check_run(path, Some(desc), Some(flushed));
+        if self.vfs.exists(path) {
+            return;
+        }
+        let named = match manifest::current(self.vfs, dir) {
+            Ok(Some(m)) => manifest::read(self.vfs, &m)
+                .map_or(true, |state| state.runs.contains_key(&desc.file_number)),
+            _ => true,
+        };
+        if !named {
+            let r = &mut self.report;
+            r.problems.truncate(before);
+            (r.runs, r.run_bytes, r.blocks, r.entries) = saved;
+        }
+    }
+
+    /// [`Checker::check_wal`], unless the segment is gone (a flush retired it meanwhile):
+    /// then it reports nothing and returns false.
+    fn check_wal_if_present(
+        &mut self,
+        path: &Path,
+        number: u64,
+        newest: bool,
+        expected: &mut Option<u64>,
+    ) -> bool {
         let before = self.report.problems.len();
         let saved = (
             self.report.wal_segments,
             self.report.wal_bytes,
             self.report.wal_records,
         );
-        self.check_wal(path, number, false, expected);
+        self.check_wal(path, number, newest, expected);
         let vanished = self.report.problems[before..]
             .iter()
             .any(|p| p.kind == ProblemKind::Io)
@@ -569,6 +681,7 @@ impl<'a> Checker<'a> {
                 self.report.wal_records,
             ) = saved;
         }
+        !vanished
     }
 
     /// Checks one WAL segment; `expected` carries the last version seen (across segments).

@@ -11,6 +11,7 @@
 //! the leader's section comes after the waiter's (the lock orders the count before the
 //! load, so the leader sees it and bumps the epoch after the waiter read it).
 
+use crate::error::{Error, Result};
 use crate::lock_order::{Guard, Level, OrderedMutex};
 use crate::queue::CommitQueue;
 use chronokv_snapshot::Version;
@@ -22,10 +23,19 @@ use std::time::Instant;
 /// The WAL segment being written and the last version handed out. Held by the commit
 /// leader for the whole group, and by `flush` to seal the memtable.
 pub struct WalState {
-    pub writer: SegmentWriter,
+    /// `None` for a read-only store, which never writes a segment (see [`WalState::segment`]).
+    pub writer: Option<SegmentWriter>,
     pub last_version: u64,
     /// The last commit's time (µs); the next commit's is never smaller.
     pub last_time: u64,
+}
+
+impl WalState {
+    /// The segment being written: `Error::ReadOnly` for a read-only store (whose writes are
+    /// refused before they get here, by `Health::check_writable`).
+    pub fn segment(&mut self) -> Result<&mut SegmentWriter> {
+        self.writer.as_mut().ok_or(Error::ReadOnly)
+    }
 }
 
 pub struct Writer {
