@@ -261,6 +261,7 @@ fn refresh_swaps_in_the_writers_later_state_and_old_snapshots_keep_theirs() {
     for i in 0..100u32 {
         db.put(format!("k{:02}", i % 30), format!("a{i}")).unwrap();
     }
+    db.flush().unwrap(); // the read-only handle below must hold runs
     let runs = |fs: &MemFs| -> Vec<String> {
         let names = fs.list(dir).unwrap();
         names
@@ -284,6 +285,12 @@ fn refresh_swaps_in_the_writers_later_state_and_old_snapshots_keep_theirs() {
     }
     db.compact_range::<&[u8], _>(..).unwrap();
     db.put("k00", "in the WAL").unwrap();
+    // An obsolete run is deleted when the last view holding it drops, which a background
+    // thread may still do after `compact_range` returns: wait for it (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while held_runs.iter().any(|r| runs(&fs).contains(r)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let now = runs(&fs);
     assert!(
         held_runs.iter().all(|r| !now.contains(r)),
