@@ -13,8 +13,9 @@
 //! [`Memtable::approx_bytes`] counts what the arena really took, so
 //! `Options::memtable_size` bounds memory, as RocksDB's arena-based accounting does.
 //!
-//! A value or key handed out (`get`, the iterators) is a `Bytes` that shares the arena:
-//! it keeps the memtable's memory alive until it is dropped, and copies nothing.
+//! A value or key handed out (`get`, the iterators) is a copy in a `Bytes` of its own: one
+//! allocation, as sharing the arena would also cost (`Bytes::from_owner` allocates its
+//! owner record), without a caller's value keeping a whole flushed memtable's arena alive.
 
 mod skiplist;
 
@@ -30,23 +31,10 @@ use std::sync::Arc;
 /// version descending), one per WAL segment.
 #[derive(Debug)]
 pub struct Memtable {
-    list: Arc<SkipList>,
+    list: SkipList,
     approx_bytes: AtomicUsize,
     max_version: AtomicU64,
     log_number: u64,
-}
-
-/// A key and value of the arena, as the owner of a `Bytes`: holding the list keeps the
-/// chunk the bytes live in.
-struct ArenaSlice {
-    _list: Arc<SkipList>,
-    bytes: &'static [u8],
-}
-
-impl AsRef<[u8]> for ArenaSlice {
-    fn as_ref(&self) -> &[u8] {
-        self.bytes
-    }
 }
 
 /// A borrowed entry of a memtable, for a flush (which copies it into a run anyway).
@@ -63,7 +51,7 @@ impl Memtable {
     /// An empty memtable whose entries live in WAL segment `log_number`.
     pub fn new(log_number: u64) -> Self {
         Memtable {
-            list: Arc::new(SkipList::new(0x9e37_79b9_7f4a_7c15 ^ log_number)),
+            list: SkipList::new(0x9e37_79b9_7f4a_7c15 ^ log_number),
             approx_bytes: AtomicUsize::new(0),
             max_version: AtomicU64::new(0),
             log_number,
@@ -106,7 +94,11 @@ impl Memtable {
         if n.key() != key {
             return None;
         }
-        Some((Version(n.version()), n.kind(), self.share(n.value())))
+        Some((
+            Version(n.version()),
+            n.kind(),
+            Bytes::copy_from_slice(n.value()),
+        ))
     }
 
     /// Every entry in internal order, borrowed (no `Bytes` made): what a flush writes.
@@ -120,21 +112,9 @@ impl Memtable {
         })
     }
 
-    /// `bytes` of the arena as a `Bytes` that keeps the arena alive (one small allocation:
-    /// `Bytes`' owner record).
-    fn share(&self, bytes: &'static [u8]) -> Bytes {
-        if bytes.is_empty() {
-            return Bytes::new();
-        }
-        Bytes::from_owner(ArenaSlice {
-            _list: self.list.clone(),
-            bytes,
-        })
-    }
-
-    /// A node as an owned entry: key and value share one owner.
-    fn entry(&self, n: NodePtr) -> Entry {
-        let kv = self.share(n.kv());
+    /// A node as an owned entry: key and value copied out together (one allocation).
+    fn entry(n: NodePtr) -> Entry {
+        let kv = Bytes::copy_from_slice(n.kv());
         let key_len = n.key_len_usize();
         Entry {
             key: kv.slice(..key_len),
@@ -353,14 +333,14 @@ impl Iterator for MemIter {
 
     fn next(&mut self) -> Option<Entry> {
         let n = self.take_front()?;
-        Some(self.mem.entry(n))
+        Some(Memtable::entry(n))
     }
 }
 
 impl DoubleEndedIterator for MemIter {
     fn next_back(&mut self) -> Option<Entry> {
         let n = self.take_back()?;
-        Some(self.mem.entry(n))
+        Some(Memtable::entry(n))
     }
 }
 
