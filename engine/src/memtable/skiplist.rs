@@ -303,25 +303,30 @@ impl SkipList {
         node.next(0)
     }
 
-    /// The last node for which `before` holds, where `before` holds for a prefix of the
-    /// list (it is monotone in the internal order); `None` if it holds for none. Also
-    /// fills `preds` with the last such node at each level (the head where none).
-    fn find_last(
+    /// Searches for where `before` stops holding, where `before` holds for a prefix of the
+    /// list (it is monotone in the internal order). Returns the last node for which it
+    /// holds (`None`: none) and the first for which it does not (`None`: the end), both as
+    /// this search saw them: the second is the very link the search compared at level 0,
+    /// never a reload of it, since the writer may link a new node there in between (a
+    /// reload could return a node for which `before` holds). Also fills `preds` with the
+    /// last such node at each level (the head where none).
+    fn find(
         &self,
         before: impl Fn(NodePtr) -> bool,
         mut preds: Option<&mut [NodePtr; MAX_HEIGHT]>,
-    ) -> Option<NodePtr> {
+    ) -> (Option<NodePtr>, Option<NodePtr>) {
         let mut x = self.head;
         let mut level = self.height.load(Ordering::Relaxed).max(1) - 1;
         loop {
-            match x.next(level) {
-                Some(next) if before(next) => x = next,
+            let next = x.next(level);
+            match next {
+                Some(n) if before(n) => x = n,
                 _ => {
                     if let Some(p) = preds.as_deref_mut() {
                         p[level] = x;
                     }
                     if level == 0 {
-                        return (x != self.head).then_some(x);
+                        return ((x != self.head).then_some(x), next);
                     }
                     level -= 1;
                 }
@@ -329,17 +334,14 @@ impl SkipList {
         }
     }
 
-    /// The last node for which `before` holds (see `find_last`).
+    /// The last node for which `before` holds (see `find`).
     pub(super) fn last_where(&self, before: impl Fn(NodePtr) -> bool) -> Option<NodePtr> {
-        self.find_last(before, None)
+        self.find(before, None).0
     }
 
-    /// The first node for which `before` does not hold.
+    /// The first node for which `before` does not hold (see `find`).
     pub(super) fn first_where_not(&self, before: impl Fn(NodePtr) -> bool) -> Option<NodePtr> {
-        match self.find_last(before, None) {
-            Some(n) => n.next(0),
-            None => self.head.next(0),
-        }
+        self.find(before, None).1
     }
 
     /// The first node at or after `(key, version)` in internal order.
@@ -365,7 +367,7 @@ impl SkipList {
         let value_len = u32::try_from(value.len()).expect("value longer than 4 GiB");
         let mut w = self.writer.lock();
         let mut preds = [self.head; MAX_HEIGHT];
-        let _ = self.find_last(
+        let _ = self.find(
             |n| n.cmp_to(key, version) == CmpOrdering::Less,
             Some(&mut preds),
         );
