@@ -301,6 +301,8 @@ fn refresh_swaps_in_the_writers_later_state_and_old_snapshots_keep_theirs() {
         Some(&b"a90"[..]),
         "no refresh yet"
     );
+    // The writer's background work must not write while the refresh is counted.
+    db.wait_for_compactions().unwrap();
     let mutations = fs.mutations();
     assert!(ro.refresh().unwrap());
     assert_eq!(fs.mutations(), mutations, "refresh wrote");

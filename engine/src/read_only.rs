@@ -149,12 +149,22 @@ mod tests {
     fn the_wal_becomes_the_active_memtable_and_nothing_is_written() {
         let fs = MemFs::new();
         let dir = Path::new("/db");
-        let db = Db::open(dir, options(&fs)).unwrap();
+        // A memtable no put here fills, so no background flush can write during the count
+        // below: some commits in a run (the explicit flush), the rest in the WAL only.
+        let opts = Options {
+            memtable_size: 1 << 20,
+            ..options(&fs)
+        };
+        let db = Db::open(dir, opts.clone()).unwrap();
         for i in 0..100u32 {
             db.put(format!("k{i:03}"), "v").unwrap();
+            if i == 49 {
+                db.flush().unwrap();
+            }
         }
+        db.wait_for_compactions().unwrap();
         let mutations = fs.mutations();
-        let inner = open(dir, options(&fs)).unwrap();
+        let inner = open(dir, opts).unwrap();
         assert_eq!(fs.mutations(), mutations, "the open wrote");
         assert!(inner.health().is_read_only());
         assert_eq!(inner.snapshot_version(), db.latest_version());
