@@ -88,6 +88,23 @@ fn number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
+/// The WAL segments among `kinds` that recovery replays (numbered `min_log` or above),
+/// ascending. Recovery and `verify` both use it, so they agree on which segments count.
+pub fn live_wal_numbers<'a>(
+    kinds: impl IntoIterator<Item = &'a FileKind>,
+    min_log: u64,
+) -> Vec<u64> {
+    let mut wal: Vec<u64> = kinds
+        .into_iter()
+        .filter_map(|k| match k {
+            FileKind::Wal(n) if *n >= min_log => Some(*n),
+            _ => None,
+        })
+        .collect();
+    wal.sort_unstable();
+    wal
+}
+
 /// Classifies a directory entry; `None` for files that are not chronokv's.
 pub fn classify(name: &str) -> Option<FileKind> {
     if name.ends_with(".tmp") {

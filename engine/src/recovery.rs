@@ -188,14 +188,7 @@ pub(crate) fn load(
     let cache = BlockCache::new(opts.block_cache_bytes);
     let runs = open_runs(vfs, dir, &state, &cache)?;
 
-    let mut wal_numbers: Vec<u64> = listed
-        .iter()
-        .filter_map(|k| match k {
-            FileKind::Wal(n) if *n >= state.min_log_number => Some(*n),
-            _ => None,
-        })
-        .collect();
-    wal_numbers.sort_unstable();
+    let wal_numbers = files::live_wal_numbers(&listed, state.min_log_number);
     let replayed = Arc::new(Memtable::new(0));
     let mut times = std::mem::take(&mut state.times);
     let (last_version, torn) = replay(

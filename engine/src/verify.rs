@@ -227,7 +227,7 @@ pub fn verify_dir_with_progress(
     };
     runs.sort_by(|a, b| a.0.cmp(&b.0));
     let min_log = state.as_ref().map_or(0, |s| s.min_log_number);
-    let wal = live_wals(&kinds, min_log);
+    let wal = files::live_wal_numbers(kinds.iter().map(|(_, k)| k), min_log);
 
     c.report.unreferenced = unreferenced(dir, &kinds, state.as_ref(), live_manifest.as_deref());
 
@@ -253,20 +253,6 @@ pub fn verify_dir_with_progress(
         );
     }
     Ok(c.report)
-}
-
-/// The WAL segments among `kinds` that recovery replays (numbered `min_log` or above),
-/// ascending.
-fn live_wals(kinds: &[(String, FileKind)], min_log: u64) -> Vec<u64> {
-    let mut wal: Vec<u64> = kinds
-        .iter()
-        .filter_map(|(_, k)| match k {
-            FileKind::Wal(n) if *n >= min_log => Some(*n),
-            _ => None,
-        })
-        .collect();
-    wal.sort_unstable();
-    wal
 }
 
 /// The chronokv files of `dir` (`kinds`) that the manifest `state` (read from `live`) does
@@ -409,7 +395,7 @@ impl Inner {
             current.as_ref(),
             c.report.manifest.clone().as_deref(),
         );
-        let wal = live_wals(&kinds, min_log);
+        let wal = files::live_wal_numbers(kinds.iter().map(|(_, k)| k), min_log);
         c.total = pinned.runs.iter().map(|(d, _)| d.file_size).sum::<u64>()
             + wal
                 .iter()
