@@ -115,7 +115,7 @@ impl Memtable {
     /// A node as an owned entry: key and value copied out together (one allocation).
     fn entry(n: NodePtr) -> Entry {
         let kv = Bytes::copy_from_slice(n.kv());
-        let key_len = n.key_len_usize();
+        let key_len = n.key_len();
         Entry {
             key: kv.slice(..key_len),
             version: Version(n.version()),
@@ -177,6 +177,13 @@ enum Pos {
     Start,
     At(NodePtr),
     End,
+}
+
+impl From<Option<NodePtr>> for Pos {
+    /// At the node, or done when there is none.
+    fn from(n: Option<NodePtr>) -> Pos {
+        n.map_or(Pos::End, Pos::At)
+    }
 }
 
 /// An owning, double-ended iterator over a memtable range. Each end keeps its position in
@@ -243,26 +250,19 @@ impl MemIter {
                 Pos::End => return None,
             };
             let n = match at {
-                Some(n)
-                    if self.below_hi(n)
-                        && self
-                            .back_taken
-                            .is_none_or(|b| n.cmp_node(b) == CmpOrdering::Less) =>
-                {
-                    n
-                }
+                Some(n) if self.below_hi(n) && self.before_back(n) => n,
                 _ => {
                     self.front = Pos::End;
                     return None;
                 }
             };
             let Some(snapshot) = self.snapshot else {
-                self.front = self.mem.list.next(n).map_or(Pos::End, Pos::At);
+                self.front = Pos::from(self.mem.list.next(n));
                 self.front_taken = Some(n);
                 return Some(n);
             };
             if n.version() > snapshot {
-                self.front = self.mem.list.next(n).map_or(Pos::End, Pos::At);
+                self.front = Pos::from(self.mem.list.next(n));
                 continue; // committed after the snapshot
             }
             // The newest visible version: skip the key's older ones (one search when
@@ -271,7 +271,7 @@ impl MemIter {
                 Some(m) if m.key() == n.key() => self.mem.first_after_key(n.key(), false),
                 other => other,
             };
-            self.front = next.map_or(Pos::End, Pos::At);
+            self.front = Pos::from(next);
             self.front_taken = Some(n);
             return Some(n);
         }
@@ -297,17 +297,14 @@ impl MemIter {
                     .mem
                     .list
                     .last_where(|m| m.cmp_node(n) == CmpOrdering::Less);
-                self.back = prev.map_or(Pos::End, Pos::At);
+                self.back = Pos::from(prev);
                 self.back_taken = Some(n);
                 return Some(n);
             };
             // From the back a key's oldest version comes first: look its newest visible
             // one up, then go before the key.
             let key = n.key();
-            self.back = self
-                .mem
-                .last_before_key(key, false)
-                .map_or(Pos::End, Pos::At);
+            self.back = Pos::from(self.mem.last_before_key(key, false));
             match self.mem.list.seek(key, snapshot) {
                 Some(v) if v.key() == key => {
                     if !self.after_front(v) {
@@ -322,6 +319,13 @@ impl MemIter {
         }
     }
 
+    /// True while `n` comes before what the back end has taken.
+    fn before_back(&self, n: NodePtr) -> bool {
+        self.back_taken
+            .is_none_or(|b| n.cmp_node(b) == CmpOrdering::Less)
+    }
+
+    /// True while `n` comes after what the front end has taken.
     fn after_front(&self, n: NodePtr) -> bool {
         self.front_taken
             .is_none_or(|f| f.cmp_node(n) == CmpOrdering::Less)

@@ -85,7 +85,7 @@ impl NodePtr {
         self.half(20)
     }
 
-    fn key_len(self) -> usize {
+    pub(super) fn key_len(self) -> usize {
         (self.meta() & KEY_LEN_MASK) as usize
     }
 
@@ -139,10 +139,6 @@ impl NodePtr {
 
     pub(super) fn value(self) -> &'static [u8] {
         &self.kv()[self.key_len()..]
-    }
-
-    pub(super) fn key_len_usize(self) -> usize {
-        self.key_len()
     }
 
     /// The internal order (key ascending, version descending) of this node against
