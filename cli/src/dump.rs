@@ -194,6 +194,11 @@ pub fn run(ctx: &Ctx, out: &mut dyn Write, path: &Path, limit: Option<usize>) ->
             "entries": meta.entry_count,
             "tombstones": meta.tombstone_count,
             "compression": layout.codec,
+            "format": layout.format,
+            "filter": json!({
+                "kind": layout.filter.kind, "probes": layout.filter.probes,
+                "bytes": layout.filter.bytes,
+            }),
             "min_version": meta.min_version.get(),
             "max_version": meta.max_version.get(),
             "min_key": escape(&meta.min_key),
@@ -222,6 +227,11 @@ pub fn run(ctx: &Ctx, out: &mut dyn Write, path: &Path, limit: Option<usize>) ->
             out,
             "blocks      {} (compression {})",
             meta.block_count, layout.codec
+        )?;
+        writeln!(
+            out,
+            "filter      {} bloom, {} probes, {} bytes (run format {})",
+            layout.filter.kind, layout.filter.probes, layout.filter.bytes, layout.format
         )?;
         writeln!(
             out,

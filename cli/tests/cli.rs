@@ -288,7 +288,7 @@ fn checkpoint_makes_an_openable_copy_with_hard_links() {
     assert_eq!(
         out,
         // The store is opened read-only: its WAL record becomes the third run, written.
-        "checkpoint cp: every version up to v30, 3 runs (7718 bytes; 2 hard-linked, 0 copied)\n"
+        "checkpoint cp: every version up to v30, 3 runs (7782 bytes; 2 hard-linked, 0 copied)\n"
     );
     assert_eq!(
         ok(d, &["--db", "cp", "scan"]),

@@ -22,8 +22,12 @@ pub const EOS: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
 pub const CONTINUATION: [u8; 4] = [0xFF, 0xFF, 0xFF, 0xFF];
 /// Message bodies start at file offsets that are multiples of this.
 pub const BODY_ALIGN: u64 = 64;
-/// The run format version written by this crate.
-pub const FORMAT_VERSION: u32 = 2;
+/// The run format version written by this crate: 3, whose bloom filter is blocked
+/// (cache-local). Format 2 differs only in its filter (the `bloomfilter` crate's); both are
+/// read.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest run format this crate reads.
+pub const MIN_FORMAT_VERSION: u32 = 2;
 /// The magic that ends the private tail.
 pub const TAIL_MAGIC: &[u8; 8] = b"CKVRUN01";
 /// The size of the private tail in bytes.
@@ -142,7 +146,7 @@ impl Tail {
             footer_crc: u32_at(b, 20),
             format_version: u32_at(b, 24),
         };
-        if tail.format_version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&tail.format_version) {
             return Err(format!(
                 "unsupported run format version {}",
                 tail.format_version

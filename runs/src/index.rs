@@ -9,15 +9,13 @@
 //! only has to guard against inconsistent values, never against random bytes: every length
 //! and offset is still bounds-checked so that a CRC collision cannot cause a panic.
 
-use crate::framing::{u32_at, u64_at, FORMAT_VERSION};
-use bloomfilter::Bloom;
+use crate::filter::RunFilter;
+use crate::framing::{u32_at, u64_at};
 
 /// Size of the private region header.
 pub const HEADER_LEN: usize = 96;
 /// Size of one index entry.
 pub const ENTRY_LEN: usize = 72;
-/// Seed of the bloom filter's SipHash keys (fixed so that runs are reproducible).
-pub(crate) const BLOOM_SEED: [u8; 32] = *b"chronokv-run-bloom-seed-v1-00000";
 
 /// Codec ids stored in the header.
 pub const CODEC_NONE: u32 = 0;
@@ -95,8 +93,8 @@ pub struct Private {
     pub entries: Vec<IndexEntry>,
     /// First and last keys of all blocks.
     pub heap: Vec<u8>,
-    /// The bloom filter over key fingerprints.
-    pub bloom: Bloom<u64>,
+    /// The bloom filter over key fingerprints; its kind follows the format version.
+    pub filter: RunFilter,
 }
 
 impl Private {
@@ -107,9 +105,8 @@ impl Private {
 }
 
 /// A stable 64-bit fingerprint of a user key: FNV-1a 64 followed by the MurmurHash3 fmix64
-/// finalizer. The bloom filter stores fingerprints, not keys, so its bit positions depend
-/// only on this function, the fingerprint's little-endian bytes and the bloom crate's
-/// SipHash-1-3 (seeded from the filter header).
+/// finalizer. Bloom filters store fingerprints, not keys, so their bit positions depend
+/// only on this function and the filter's own rule (`filter`).
 pub fn fingerprint(key: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in key {
@@ -125,25 +122,14 @@ pub fn fingerprint(key: &[u8]) -> u64 {
     h
 }
 
-/// Builds the bloom filter over distinct key fingerprints.
-pub fn build_bloom(fingerprints: &[u64], fp_rate: f64) -> Result<Bloom<u64>, String> {
-    let mut bloom =
-        Bloom::new_for_fp_rate_with_seed(fingerprints.len().max(1), fp_rate, &BLOOM_SEED)
-            .map_err(|e| format!("bloom filter: {e}"))?;
-    for f in fingerprints {
-        bloom.set(f);
-    }
-    Ok(bloom)
-}
-
 /// Serializes the private region.
 pub fn encode(p: &Private) -> Vec<u8> {
     let index_len = p.entries.len() * ENTRY_LEN;
     let heap_off = (HEADER_LEN + index_len) as u64;
-    let bloom = p.bloom.as_slice();
+    let bloom = p.filter.encode();
     let bloom_off = heap_off + p.heap.len() as u64;
     let mut out = Vec::with_capacity(bloom_off as usize + bloom.len());
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&p.filter.format().to_le_bytes());
     out.extend_from_slice(&p.codec.to_le_bytes());
     out.extend_from_slice(&p.entry_count.to_le_bytes());
     out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
@@ -161,7 +147,7 @@ pub fn encode(p: &Private) -> Vec<u8> {
         e.encode(&mut out);
     }
     out.extend_from_slice(&p.heap);
-    out.extend_from_slice(bloom);
+    out.extend_from_slice(&bloom);
     // Zero padding so that the tail and the footer start 8-byte aligned.
     out.resize(out.len().div_ceil(8) * 8, 0);
     out
@@ -175,15 +161,19 @@ fn range(b: &[u8], off: u64, len: u64, what: &str) -> Result<std::ops::Range<usi
     Ok(off as usize..end as usize)
 }
 
-/// Parses a private region whose CRC was already verified. `data_end` is the file offset
-/// where block messages must end (the EOS marker). Errors are `(offset within region, reason)`.
-pub fn decode(b: &[u8], data_end: u64) -> Result<Private, (u64, String)> {
+/// Parses the private region of a run of `format` (the tail's version, which the region's
+/// header must repeat), whose CRC was already verified. `data_end` is the file offset where
+/// block messages must end (the EOS marker). Errors are `(offset within region, reason)`.
+pub fn decode(b: &[u8], format: u32, data_end: u64) -> Result<Private, (u64, String)> {
     if b.len() < HEADER_LEN {
         return Err((0, "private region shorter than its header".into()));
     }
     let version = u32_at(b, 0);
-    if version != FORMAT_VERSION {
-        return Err((0, format!("unsupported private region version {version}")));
+    if version != format {
+        return Err((
+            0,
+            format!("private region version {version} in a run of format {format}"),
+        ));
     }
     let codec = u32_at(b, 4);
     if codec != CODEC_NONE && codec != CODEC_ZSTD {
@@ -240,12 +230,8 @@ pub fn decode(b: &[u8], data_end: u64) -> Result<Private, (u64, String)> {
     if rows != entry_count {
         return Err((8, "entry count disagrees with the index row counts".into()));
     }
-    let bloom_bytes = &b[bloom];
-    // Guard the bloom crate against values it would divide by or loop on.
-    if bloom_bytes.len() <= 45 || u32_at(bloom_bytes, 9) > 64 {
-        return Err((64, "bloom filter header out of range".into()));
-    }
-    let bloom = Bloom::from_slice(bloom_bytes).map_err(|e| (64, format!("bloom filter: {e}")))?;
+    let filter =
+        RunFilter::decode(format, &b[bloom.clone()]).map_err(|r| (bloom.start as u64, r))?;
     Ok(Private {
         codec,
         entry_count,
@@ -254,7 +240,7 @@ pub fn decode(b: &[u8], data_end: u64) -> Result<Private, (u64, String)> {
         max_version,
         entries,
         heap: heap_bytes,
-        bloom,
+        filter,
     })
 }
 
@@ -272,7 +258,7 @@ mod tests {
 
     #[test]
     fn private_round_trip() {
-        let bloom = build_bloom(&[fingerprint(b"a"), fingerprint(b"b")], 0.01).unwrap();
+        let filter = RunFilter::build(&[fingerprint(b"a"), fingerprint(b"b")], 0.01).unwrap();
         let p = Private {
             codec: CODEC_NONE,
             entry_count: 3,
@@ -291,14 +277,17 @@ mod tests {
                 last_key: (1, 1),
             }],
             heap: b"ab".to_vec(),
-            bloom,
+            filter,
         };
         let bytes = encode(&p);
-        let q = decode(&bytes, 10_000).unwrap();
+        assert_eq!(u32_at(&bytes, 0), 3, "written as format 3");
+        let q = decode(&bytes, 3, 10_000).unwrap();
         assert_eq!(q.entries, p.entries);
         assert_eq!(q.tombstone_count, 1);
         assert_eq!(q.key(q.entries[0].last_key), b"b");
-        assert!(q.bloom.check(&fingerprint(b"a")));
-        assert!(decode(&bytes, 100).is_err());
+        assert!(q.filter.contains_fingerprint(fingerprint(b"a")));
+        assert!(decode(&bytes, 3, 100).is_err());
+        // The header's version must be the tail's: a format 3 region is not read as 2.
+        assert!(decode(&bytes, 2, 10_000).is_err());
     }
 }

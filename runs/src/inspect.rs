@@ -2,6 +2,7 @@
 //! private region: the codec and the block index, decoded. Read-only and cheap: it copies
 //! what [`crate::RunReader::open`] already decoded and checksummed.
 
+use crate::filter::RunFilter;
 use crate::index::{Private, CODEC_ZSTD};
 
 /// One block's entry in a run's block index (`docs/format/run.md`, "Index entry").
@@ -28,18 +29,45 @@ pub struct BlockInfo {
     pub last_key: Vec<u8>,
 }
 
-/// The codec and block index of a run.
+/// A run's bloom filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FilterInfo {
+    /// `"blocked"` (format 3: one 512-bit block per key) or `"standard"` (format 2: the
+    /// `bloomfilter` crate's).
+    pub kind: &'static str,
+    /// Bits set per key.
+    pub probes: u32,
+    /// Serialized size in bytes.
+    pub bytes: usize,
+}
+
+/// The format, codec, filter and block index of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunLayout {
+    /// The run format version (`docs/format/run.md`).
+    pub format: u32,
     /// Block body compression: `"none"` or `"zstd"`.
     pub codec: &'static str,
+    /// The bloom filter.
+    pub filter: FilterInfo,
     /// The blocks, in file (and key) order.
     pub blocks: Vec<BlockInfo>,
 }
 
 pub(crate) fn layout(private: &Private) -> RunLayout {
+    let filter = &private.filter;
     RunLayout {
+        format: filter.format(),
+        filter: FilterInfo {
+            kind: match filter {
+                RunFilter::Blocked(_) => "blocked",
+                RunFilter::Legacy(_) => "standard",
+            },
+            probes: filter.probes(),
+            bytes: filter.encode().len(),
+        },
         codec: if private.codec == CODEC_ZSTD {
             "zstd"
         } else {

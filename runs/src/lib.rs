@@ -18,9 +18,9 @@
 #![warn(missing_docs)]
 
 mod block;
-mod bloom;
 mod cache;
 mod error;
+mod filter;
 pub mod framing;
 mod index;
 mod inspect;
@@ -29,10 +29,10 @@ mod prefix;
 mod reader;
 mod writer;
 
-pub use bloom::KeyHash;
 pub use cache::BlockCache;
 pub use error::Error;
-pub use inspect::{BlockInfo, RunLayout};
+pub use filter::KeyHash;
+pub use inspect::{BlockInfo, FilterInfo, RunLayout};
 pub use reader::{RunIter, RunReader};
 pub use writer::{Compression, RunMeta, RunWriter, RunWriterOptions};
 

@@ -9,9 +9,9 @@
 //! and the indexes hold, however large the runs (the page cache keeps the rest).
 
 use crate::block::{self, DecodedBlock};
-use crate::bloom::{Filter, KeyHash};
 use crate::cache::BlockCache;
 use crate::error::Error;
+use crate::filter::KeyHash;
 use crate::framing::{Tail, LEADING_MAGIC, TAIL_LEN, TRAILING_MAGIC};
 use crate::index::{self, IndexEntry, Private};
 use crate::prefix::KeyWords;
@@ -35,8 +35,6 @@ pub struct RunReader {
     starts: Vec<u64>,
     /// Search words of the blocks' last keys (for `block_for`).
     last_words: KeyWords,
-    /// How the bloom filter is probed.
-    filter: Filter,
     meta: RunMeta,
 }
 
@@ -110,7 +108,8 @@ impl RunReader {
         if eos_bytes != crate::framing::EOS {
             return Err(corrupt(eos, "end-of-stream marker missing"));
         }
-        let private = index::decode(region, eos).map_err(|(o, r)| corrupt(p_start + o, &r))?;
+        let private = index::decode(region, tail.format_version, eos)
+            .map_err(|(o, r)| corrupt(p_start + o, &r))?;
         let mut starts = Vec::with_capacity(private.entries.len() + 1);
         let mut total = 0u64;
         for e in &private.entries {
@@ -142,7 +141,6 @@ impl RunReader {
             file,
             starts,
             last_words,
-            filter: Filter::new(&private.bloom),
             private,
             meta,
         }))
@@ -248,10 +246,12 @@ impl RunReader {
         hash: &KeyHash,
         snapshot: Version,
     ) -> Result<Option<(Version, Kind, Bytes)>, Error> {
-        if key < self.meta.min_key.as_slice()
+        // The filter before the key range: in overlapping level-0 runs the range rarely
+        // excludes a key, and a filter probe (one cache line) is cheaper than two compares.
+        if self.meta.min_version > snapshot
+            || !self.private.filter.may_contain(hash)
+            || key < self.meta.min_key.as_slice()
             || key > self.meta.max_key.as_slice()
-            || self.meta.min_version > snapshot
-            || !self.filter.check(&self.private.bloom, hash)
         {
             return Ok(None);
         }
@@ -334,7 +334,11 @@ impl RunReader {
                         }
                     }
                     for r in 0..b.len() {
-                        if !self.private.bloom.check(&index::fingerprint(b.key(r))) {
+                        if !self
+                            .private
+                            .filter
+                            .contains_fingerprint(index::fingerprint(b.key(r)))
+                        {
                             errors.push(Error::corrupt(
                                 &self.path,
                                 e.msg_offset,

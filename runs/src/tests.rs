@@ -675,6 +675,25 @@ fn private_tail_and_index_example() {
         let meta_len = u32::from_le_bytes(e[8..12].try_into().unwrap()) as u64;
         assert_eq!((off + meta_len) % 64, 0);
     }
+    // The filter (docs/format/run.md, "Bloom filter (format 3)"): kind 1, 6 probes, one
+    // block holding the bits of "apple" and "kiwi".
+    let filter_at = u64::from_le_bytes(private[64..72].try_into().unwrap()) as usize;
+    let filter_len = u64::from_le_bytes(private[72..80].try_into().unwrap()) as usize;
+    assert_eq!((filter_at, filter_len), (0x102, 80));
+    let filter = &private[filter_at..filter_at + filter_len];
+    assert_eq!(
+        &filter[..16],
+        &[1, 0, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    );
+    let set: Vec<usize> = (0..512)
+        .filter(|b| filter[16 + b / 8] & (1 << (b % 8)) != 0)
+        .collect();
+    assert_eq!(
+        set,
+        [6, 17, 168, 209, 215, 243, 265, 291, 316, 324, 414, 464]
+    );
+    // The whole region, as the document shows it (its bytes do not depend on the clock).
+    assert_eq!(crc32fast::hash(private), 0xecb7_dbec);
     if std::env::var_os("CHRONOKV_DUMP").is_some() {
         println!(
             "file size {n}, private region at {p_off} ({p_len} bytes), footer {footer_len} bytes"

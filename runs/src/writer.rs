@@ -6,6 +6,7 @@
 //! `<final>.tmp`, synced, renamed to its final name and the directory is synced.
 
 use crate::error::Error;
+use crate::filter::RunFilter;
 use crate::framing::{self, Tail, EOS, FORMAT_VERSION, LEADING_MAGIC, TRAILING_MAGIC};
 use crate::index::{self, IndexEntry, Private, CODEC_NONE, CODEC_ZSTD};
 use arrow_array::builder::{
@@ -382,8 +383,8 @@ impl RunWriter {
         let mut fps = std::mem::take(&mut self.fingerprints);
         fps.sort_unstable();
         fps.dedup();
-        let bloom =
-            index::build_bloom(&fps, self.opts.bloom_fp_rate).map_err(Error::InvalidInput)?;
+        let filter =
+            RunFilter::build(&fps, self.opts.bloom_fp_rate).map_err(Error::InvalidInput)?;
         let codec = match self.opts.compression {
             Compression::None => CODEC_NONE,
             Compression::Zstd { .. } => CODEC_ZSTD,
@@ -396,7 +397,7 @@ impl RunWriter {
             max_version: self.max_version,
             entries: std::mem::take(&mut self.entries),
             heap: std::mem::take(&mut self.heap),
-            bloom,
+            filter,
         };
         let region = index::encode(&private);
         let private_offset = self.pos;
