@@ -8,7 +8,7 @@
 //! shared [`BlockCache`]; nothing maps the file, so the process's memory is what the cache
 //! and the indexes hold, however large the runs (the page cache keeps the rest).
 
-use crate::block::{self, DecodedBlock};
+use crate::block::{self, DecodedBlock, Rows};
 use crate::cache::BlockCache;
 use crate::error::Error;
 use crate::filter::KeyHash;
@@ -161,7 +161,7 @@ impl RunReader {
         &self.path
     }
 
-    fn decode_block(&self, i: usize) -> Result<DecodedBlock, Error> {
+    fn decode_block(&self, i: usize, rows: Rows) -> Result<DecodedBlock, Error> {
         let e = &self.private.entries[i];
         let msg = self.read_message(e)?;
         block::decode(
@@ -170,6 +170,7 @@ impl RunReader {
             self.private.key(e.first_key),
             self.private.key(e.last_key),
             &self.path,
+            rows,
         )
     }
 
@@ -200,12 +201,19 @@ impl RunReader {
         self.block_filling(i, true)
     }
 
-    /// Block `i`, from the cache or decoded; cached only if `fill_cache`.
+    /// Block `i`, from the cache or decoded; cached only if `fill_cache`. A block read for
+    /// the cache has its rows trusted, one read past it (compaction's) checked: see
+    /// [`Rows`].
     fn block_filling(&self, i: usize, fill_cache: bool) -> Result<Arc<DecodedBlock>, Error> {
         if let Some(b) = self.cache.get(self.id, i as u32) {
             return Ok(b);
         }
-        let b = Arc::new(self.decode_block(i)?);
+        let rows = if fill_cache {
+            Rows::Trusted
+        } else {
+            Rows::Checked
+        };
+        let b = Arc::new(self.decode_block(i, rows)?);
         if fill_cache {
             self.cache.insert(self.id, i as u32, b.clone());
         }
@@ -321,7 +329,7 @@ impl RunReader {
         let mut prev: Option<(Vec<u8>, Version)> = None;
         for i in 0..self.block_count() {
             let e = &self.private.entries[i];
-            match self.decode_block(i) {
+            match self.decode_block(i, Rows::Checked) {
                 Err(err) => errors.push(err),
                 Ok(b) => {
                     if let Some((pk, pv)) = &prev {
