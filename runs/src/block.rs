@@ -254,7 +254,8 @@ pub(crate) fn check_buffers(msg: &[u8], meta_len: usize) -> Result<Option<Layout
             .flatten()
             .map(|n| (n.length(), n.null_count()))
             .collect(),
-        buffers: Vec::new(),
+        // A run block has twelve; sized up front, as every block miss builds one.
+        buffers: Vec::with_capacity(BUFFER_WIDTHS.len()),
     };
     let body = msg
         .get(meta_len..)

@@ -6,7 +6,7 @@
 //! which cost about half of a block miss (callgrind, `opcost --op get --cold`). A run block
 //! always has the run schema's twelve buffers, so this module checks exactly what building
 //! the arrays needs (node lengths, no nulls, buffer sizes and alignment, offsets ascending
-//! within the data) and leaves the rows to `block::check`, as before. Anything it does not
+//! within the data) and leaves the rows to `block::check_rows`, as before. Anything it does not
 //! expect (a compressed body, another buffer count, a misaligned buffer) returns `None`
 //! and the block goes through `FileDecoder` instead.
 
