@@ -76,10 +76,12 @@ fn scalars<T: ArrowNativeType>(buf: Buffer, n: usize) -> Option<ScalarBuffer<T>>
 
 /// A binary array of `offsets` into `data`, once the offsets are checked: non-negative,
 /// ascending, the last within `data` (what `OffsetBuffer::new` and `BinaryArray::new`
-/// would otherwise panic on).
+/// would otherwise panic on). Checked once here: arrow's checked constructors would walk
+/// the offsets twice more, a fifth of a block miss's decoding (callgrind, `opcost --op
+/// seek` at 1M keys).
 fn binary(offsets: ScalarBuffer<i32>, data: Buffer) -> Result<BinaryArray, String> {
     let o: &[i32] = &offsets;
-    if o[0] < 0 || o.windows(2).any(|w| w[0] > w[1]) {
+    if o.is_empty() || o[0] < 0 || o.windows(2).any(|w| w[0] > w[1]) {
         return Err("offsets not ascending from zero or more".into());
     }
     if o[o.len() - 1] as usize > data.len() {
@@ -89,7 +91,12 @@ fn binary(offsets: ScalarBuffer<i32>, data: Buffer) -> Result<BinaryArray, Strin
             data.len()
         ));
     }
-    BinaryArray::try_new(OffsetBuffer::new(offsets), data, None).map_err(|e| e.to_string())
+    // SAFETY: the offsets are non-empty, non-negative and ascending (checked above), which
+    // is `OffsetBuffer::new_unchecked`'s contract.
+    let offsets = unsafe { OffsetBuffer::new_unchecked(offsets) };
+    // SAFETY: every offset lies within `data` (the last, hence all, checked above), there
+    // are no nulls, and binary values need no UTF-8 check: `new_unchecked`'s contract.
+    Ok(unsafe { BinaryArray::new_unchecked(offsets, data, None) })
 }
 
 #[cfg(test)]
@@ -103,7 +110,10 @@ mod tests {
         assert!(binary(offs(vec![0, 2, 6]), data.clone()).is_ok());
         assert!(binary(offs(vec![-1, 2, 6]), data.clone()).is_err());
         assert!(binary(offs(vec![0, 4, 2]), data.clone()).is_err());
-        assert!(binary(offs(vec![0, 2, 7]), data).is_err());
+        assert!(binary(offs(vec![0, 2, 7]), data.clone()).is_err());
+        assert!(binary(offs(vec![]), data.clone()).is_err());
+        let ok = binary(offs(vec![0, 2, 2, 6]), data).unwrap();
+        assert_eq!((ok.value(0), ok.value(1), ok.value(2)), (&b"ab"[..], &b""[..], &b"cdef"[..]));
     }
 
     #[test]
