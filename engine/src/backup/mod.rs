@@ -17,7 +17,9 @@
 //! A backup holds what [`crate::Db::checkpoint`] would: [`BackupEngine::create`] flushes,
 //! pins the tree, and copies its runs; it contains every version up to the tree's
 //! `flushed_version` (a prefix of the commit order, including every commit acknowledged
-//! before the call). Copies are written as `.tmp`, fsynced and renamed, the `runs/` folder is
+//! before the call). A read-only handle ([`crate::Db::open_read_only`]) cannot flush and
+//! writes nothing into its store: the WAL records it replayed are written into the backup
+//! as one more level-0 run instead, so the backup holds every version the handle sees. Copies are written as `.tmp`, fsynced and renamed, the `runs/` folder is
 //! fsynced, and the metadata is written last the same way (temp, fsync, rename, directory
 //! fsync), so a crash leaves either a complete backup or none (plus unreferenced copies that
 //! the next `delete` collects).
@@ -178,7 +180,9 @@ impl BackupEngine {
             .collect()
     }
 
-    /// Backs up `db`: flushes it, then copies the runs no earlier backup holds.
+    /// Backs up `db`: flushes it, then copies the runs no earlier backup holds. A read-only
+    /// `db` is not flushed (nothing is written to its store): its memtable is written into
+    /// the backup as one more run.
     pub fn create(&self, db: &Db) -> Result<BackupInfo> {
         self.create_with_progress(db, &mut |_, _| {})
     }
@@ -187,7 +191,9 @@ impl BackupEngine {
     pub fn create_with_progress(&self, db: &Db, progress: Progress<'_>) -> Result<BackupInfo> {
         let vfs = self.vfs.as_ref();
         self.remove_temp_files()?;
-        db.flush()?;
+        if !db.is_read_only() {
+            db.flush()?;
+        }
         let pinned = db.inner().pin_tree()?;
         let ids = self.ids()?;
         let id = match ids.last() {
@@ -244,12 +250,21 @@ impl BackupEngine {
             })?;
             vfs.rename(&tmp, &to).map_err(|e| Error::io(&to, e))?;
         }
-        let (flushed_version, next_file_number, history_horizon, retention) = (
+        let (mut flushed_version, mut next_file_number, history_horizon, retention) = (
             pinned.state.flushed_version,
             pinned.state.next_file_number,
             pinned.state.history_horizon,
             pinned.state.retention,
         );
+        let mut copied = (to_copy.len(), total);
+        if db.is_read_only() {
+            if let Some(run) = self.write_memtable(db, &pinned.state)? {
+                flushed_version = db.inner().snapshot_version();
+                next_file_number = run.desc.file_number + 1;
+                copied = (copied.0 + 1, copied.1 + run.desc.file_size);
+                runs.push(run);
+            }
+        }
         let marks = pinned
             .times
             .marks_covering(Version(0), flushed_version)
@@ -264,8 +279,8 @@ impl BackupEngine {
             created_micros: now_micros(),
             flushed_version,
             next_file_number,
-            copied_runs: to_copy.len() as u32,
-            copied_bytes: total,
+            copied_runs: copied.0 as u32,
+            copied_bytes: copied.1,
             runs,
             history_horizon,
             times,
@@ -273,6 +288,43 @@ impl BackupEngine {
         };
         self.write_meta(&meta)?;
         Ok(BackupInfo::of(&meta))
+    }
+
+    /// Writes a read-only `db`'s memtable (the WAL records it replayed; nothing commits to
+    /// a read-only store, so it holds exactly the versions after `state.flushed_version` up
+    /// to the visible one) into `runs/` as a level-0 run numbered after every run of
+    /// `state`. `None` if it is empty. The run is fsynced; the caller syncs `runs/`. A crash
+    /// leaves a `.tmp` file (removed by the next create) or an unreferenced run (collected
+    /// by the next delete).
+    fn write_memtable(&self, db: &Db, state: &TreeState) -> Result<Option<BackupRun>> {
+        let mem = db.inner().current_view().active.clone();
+        if mem.is_empty() {
+            return Ok(None);
+        }
+        let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
+        let number = state.next_file_number.max(highest_run + 1).max(1);
+        let written = self
+            .dir
+            .join(RUNS_DIR)
+            .join(format!("{number:06}-memtable.arrow"));
+        let meta = db
+            .inner()
+            .write_run_file_on(self.vfs.clone(), &written, &mem)?;
+        let vfs = self.vfs.as_ref();
+        let file_crc = {
+            let map = vfs.map(&written).map_err(|e| Error::io(&written, e))?;
+            crc32fast::hash(map.bytes())
+        };
+        let run = BackupRun {
+            desc: crate::manifest::RunDesc::new(0, number, &meta),
+            tail_crc: tail_crc(vfs, &written)?,
+            file_crc,
+        };
+        // Named by its contents like every shared copy (another store's run numbered
+        // `number` differs in size or tail checksum).
+        let to = self.run_path(&run);
+        vfs.rename(&written, &to).map_err(|e| Error::io(&to, e))?;
+        Ok(Some(run))
     }
 
     fn write_meta(&self, meta: &BackupMeta) -> Result<()> {
