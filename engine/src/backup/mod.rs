@@ -19,7 +19,9 @@
 //! `flushed_version` (a prefix of the commit order, including every commit acknowledged
 //! before the call). A read-only handle ([`crate::Db::open_read_only`]) cannot flush and
 //! writes nothing into its store: the WAL records it replayed are written into the backup
-//! as one more level-0 run instead, so the backup holds every version the handle sees. Copies are written as `.tmp`, fsynced and renamed, the `runs/` folder is
+//! as one more level-0 run instead, so the backup holds every version the handle sees, and
+//! a run the writer compacted away since the handle opened it is written again from the
+//! open reader (`Inner::rewrite_run`). Copies are written as `.tmp`, fsynced and renamed, the `runs/` folder is
 //! fsynced, and the metadata is written last the same way (temp, fsync, rename, directory
 //! fsync), so a crash leaves either a complete backup or none (plus unreferenced copies that
 //! the next `delete` collects).
@@ -29,7 +31,7 @@ pub(crate) mod format;
 use crate::checkpoint::{copy_file_with, prepare_empty_dir, write_manifest};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::manifest::TreeState;
+use crate::manifest::{RunDesc, TreeState};
 use crate::verify::{Problem, ProblemKind, Progress, VerifyReport};
 use crate::Db;
 use chronokv_runs::{BlockCache, RunReader};
@@ -219,8 +221,15 @@ impl BackupEngine {
         }
         let mut runs = Vec::with_capacity(pinned.runs.len());
         let mut to_copy = Vec::new();
+        let mut to_rewrite = Vec::new();
         for (desc, live) in &pinned.runs {
             let path = live.reader.path();
+            if db.is_read_only() && !vfs.exists(path) {
+                // Compacted away by the writer since the handle opened it: written again
+                // from the open reader below.
+                to_rewrite.push((desc.level, live.clone()));
+                continue;
+            }
             let tail_crc = tail_crc(vfs, path)?;
             let mut run = BackupRun {
                 desc: desc.clone(),
@@ -257,13 +266,23 @@ impl BackupEngine {
             pinned.state.retention,
         );
         let mut copied = (to_copy.len(), total);
+        let mut written = Vec::new();
+        for (level, live) in &to_rewrite {
+            let inner = db.inner();
+            written.push(self.write_run(live.id(), |p| {
+                inner.rewrite_run(self.vfs.clone(), live, *level, p)
+            })?);
+        }
         if db.is_read_only() {
             if let Some(run) = self.write_memtable(db, &pinned.state)? {
                 flushed_version = db.inner().snapshot_version();
                 next_file_number = run.desc.file_number + 1;
-                copied = (copied.0 + 1, copied.1 + run.desc.file_size);
-                runs.push(run);
+                written.push(run);
             }
+        }
+        for run in written {
+            copied = (copied.0 + 1, copied.1 + run.desc.file_size);
+            runs.push(run);
         }
         let marks = pinned
             .times
@@ -293,9 +312,7 @@ impl BackupEngine {
     /// Writes a read-only `db`'s memtable (the WAL records it replayed; nothing commits to
     /// a read-only store, so it holds exactly the versions after `state.flushed_version` up
     /// to the visible one) into `runs/` as a level-0 run numbered after every run of
-    /// `state`. `None` if it is empty. The run is fsynced; the caller syncs `runs/`. A crash
-    /// leaves a `.tmp` file (removed by the next create) or an unreferenced run (collected
-    /// by the next delete).
+    /// `state`. `None` if it is empty.
     fn write_memtable(&self, db: &Db, state: &TreeState) -> Result<Option<BackupRun>> {
         let mem = db.inner().current_view().active.clone();
         if mem.is_empty() {
@@ -303,28 +320,41 @@ impl BackupEngine {
         }
         let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
         let number = state.next_file_number.max(highest_run + 1).max(1);
+        let run = self.write_run(number, |path| {
+            let meta = db.inner().write_run_file_on(self.vfs.clone(), path, &mem)?;
+            Ok(RunDesc::new(0, number, &meta))
+        })?;
+        Ok(Some(run))
+    }
+
+    /// Has `write` write run `number` into `runs/` (durably, as a run writer does), then
+    /// names the file by its contents like every shared copy (another store's run with
+    /// that number differs in size or tail checksum). The caller syncs `runs/`. A crash
+    /// leaves a `.tmp` file (removed by the next create) or an unreferenced run (collected
+    /// by the next delete).
+    fn write_run(
+        &self,
+        number: u64,
+        write: impl FnOnce(&Path) -> Result<RunDesc>,
+    ) -> Result<BackupRun> {
+        let vfs = self.vfs.as_ref();
         let written = self
             .dir
             .join(RUNS_DIR)
-            .join(format!("{number:06}-memtable.arrow"));
-        let meta = db
-            .inner()
-            .write_run_file_on(self.vfs.clone(), &written, &mem)?;
-        let vfs = self.vfs.as_ref();
+            .join(format!("{number:06}-written.arrow"));
+        let desc = write(&written)?;
         let file_crc = {
             let map = vfs.map(&written).map_err(|e| Error::io(&written, e))?;
             crc32fast::hash(map.bytes())
         };
         let run = BackupRun {
-            desc: crate::manifest::RunDesc::new(0, number, &meta),
+            desc,
             tail_crc: tail_crc(vfs, &written)?,
             file_crc,
         };
-        // Named by its contents like every shared copy (another store's run numbered
-        // `number` differs in size or tail checksum).
         let to = self.run_path(&run);
         vfs.rename(&written, &to).map_err(|e| Error::io(&to, e))?;
-        Ok(Some(run))
+        Ok(run)
     }
 
     fn write_meta(&self, meta: &BackupMeta) -> Result<()> {
