@@ -25,6 +25,12 @@
 //! - **close** `Db::close` syncs the WAL (its documented promise), so the power-loss image
 //!   of the closed database (`crash_clone`, synced state only) holds every commit.
 //!
+//! Before each image's recovery, a read-only open (RELIABILITY.md, G9) must write nothing
+//! (no mutating call, and the image's names and bytes unchanged) and see exactly what the
+//! recovery then finds: the same latest version and the log applied up to it (the
+//! recovery's contents are checked against that same log state). An image that holds no
+//! database yet is refused by the read-only open and recovers empty.
+//!
 //! And one for checkpoints (the script makes one in about 1% of its steps): a checkpoint
 //! returns holding every commit acknowledged before the call, made durable. In the images
 //! of the points after it returned (one mode per point, in turn), and after close, the
@@ -36,7 +42,7 @@
 //! crash point and the mode.
 
 use crate::workload::{self, apply, check_recovered, mark_durable, model_at, Commit, Script};
-use crate::workload::{checkpoint_dir, Step, DIR};
+use crate::workload::{checkpoint_dir, contents, Step, DIR};
 use chronokv::vfs::{CrashMode, MemFs};
 use chronokv::{Db, Options, Snapshot};
 use std::collections::BTreeMap;
@@ -193,10 +199,71 @@ pub(crate) fn workload(seed: u64, ops: usize) -> Result<Ran, String> {
     })
 }
 
-/// Reopens one crash image and checks the oracle; returns the violation, if any.
+/// Reopens one crash image and checks the oracle, a read-only open first (G9); returns the
+/// violation, if any.
 fn check(image: &MemFs, log: &[Commit], point: u64) -> Option<String> {
     let (floor, ceiling) = bounds(log, point);
-    check_between(image, log, floor, ceiling)
+    let seen = match read_only_view(image) {
+        Ok(seen) => seen,
+        Err(v) => return Some(v),
+    };
+    let recovered = match recover_checked(image, log, floor, ceiling) {
+        Ok(v) => v,
+        Err(v) => return Some(v),
+    };
+    match seen {
+        Err(e) if recovered != 0 => Some(format!(
+            "G9: the read-only open failed ({e}), but recovery found v{recovered}"
+        )),
+        Err(_) => None,
+        Ok((v, _)) if v != recovered => Some(format!(
+            "G9: the read-only open saw v{v}, recovery found v{recovered}"
+        )),
+        // The recovery's contents equal the log at `recovered` (checked above).
+        Ok((v, got)) if got != model_at(log, v) => Some(format!(
+            "G9: the read-only open's contents differ from what recovery found at v{v}"
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Every file of the (flat) database directory of `image`, with its bytes.
+fn files_of(image: &MemFs) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    use chronokv::vfs::Vfs;
+    let dir = std::path::Path::new(DIR);
+    let Ok(names) = image.list(dir) else {
+        return Ok(BTreeMap::new()); // no directory yet
+    };
+    names
+        .into_iter()
+        .map(|n| {
+            let bytes = image
+                .read(&dir.join(&n))
+                .map_err(|e| format!("harness: reading {n}: {e}"))?;
+            Ok((n, bytes))
+        })
+        .collect()
+}
+
+/// What a read-only open of `image` sees: its latest version and contents, or the error it
+/// gave (no database yet). `Err` is a violation: the open wrote, or a scan failed.
+type Seen = Result<(u64, BTreeMap<Vec<u8>, Vec<u8>>), String>;
+fn read_only_view(image: &MemFs) -> Result<Seen, String> {
+    let before = files_of(image)?;
+    let mutations = image.mutations();
+    let seen = match Db::open_read_only(DIR, options(image, 0)) {
+        Err(e) => Err(e.to_string()),
+        Ok(db) => {
+            let v = db.latest_version().get();
+            let got = contents(&db).map_err(|e| format!("G9: read-only scan failed: {e}"))?;
+            drop(db);
+            Ok((v, got))
+        }
+    };
+    if image.mutations() != mutations || files_of(image)? != before {
+        return Err("G9: the read-only open wrote to the crash image".into());
+    }
+    Ok(seen)
 }
 
 /// The lowest and highest version a recovery from crash point `point` may end at.
