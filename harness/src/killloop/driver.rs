@@ -379,7 +379,7 @@ fn run_cycle(
             Ok(None) => child.kill().and_then(|()| child.wait()).map(|_| None),
             other => other,
         };
-        // The follower's view in progress, the writer dead or alive, is checked too.
+        // The follower stops at its next step: an open in progress ends, unchecked.
         stop.store(true, Ordering::Release);
         (killed, follower.join())
     });

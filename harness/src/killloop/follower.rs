@@ -24,8 +24,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The pause before each view.
-const PAUSE: Duration = Duration::from_millis(5);
+/// The pause before each view. Measured over 100 cycles (seed 1, 2 shared cores): without a
+/// follower, 575 ms per cycle and 166,205 acknowledged writes; with a 5 ms pause, 607 ms
+/// and 114,839 (the follower's CPU slows the writers); with 20 ms, 597 ms and 139,070, and
+/// about 11 views a cycle.
+const PAUSE: Duration = Duration::from_millis(20);
 
 /// What a follower did in one cycle.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +71,9 @@ pub fn follow(db: &Path, oracle: &Oracle, acks: ReadAcks<'_>, stop: &AtomicBool)
             out.violations
                 .push(format!("G9: follower {what} failed: {e}"));
             break;
+        }
+        if stop.load(Ordering::Acquire) {
+            break; // the kill came: the cycle's check waits for no further scan
         }
         let h = held.as_ref().expect("a view was just taken");
         let latest = h.latest_version().get();
