@@ -336,6 +336,101 @@ fn a_read_only_checkpoint_holds_every_version_it_sees() {
     assert!(cp.verify().unwrap().is_ok());
 }
 
+/// The `.arrow` files of `dir`.
+fn run_files(fs: &MemFs, dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs
+        .list(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".arrow"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The writer moves on past a read-only handle `ro` opened: new commits, then a compaction
+/// of everything, which deletes every run `ro` holds (waited for: an obsolete run goes
+/// when the last view holding it drops, perhaps on a background thread, bounded here).
+fn compact_away_what_it_holds(fs: &MemFs, dir: &Path, db: &Db, held: &[String]) {
+    for i in 0..60u32 {
+        db.put(format!("k{:02}", i % 30), format!("new{i}"))
+            .unwrap();
+    }
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.wait_for_compactions().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while held.iter().any(|r| run_files(fs, dir).contains(r)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let now = run_files(fs, dir);
+    assert!(held.iter().all(|r| !now.contains(r)), "{held:?} {now:?}");
+}
+
+/// A store whose read-only handle holds runs and WAL records, beside its open writer.
+fn writer_and_follower(fs: &MemFs, dir: &Path, opts: &Options) -> (Db, Db, Vec<String>) {
+    let db = Db::open(dir, opts.clone()).unwrap();
+    for i in 0..90u32 {
+        db.put(format!("k{:02}", i % 30), format!("old{i}"))
+            .unwrap();
+    }
+    db.flush().unwrap();
+    db.put("k00", "old in the WAL").unwrap();
+    db.wait_for_compactions().unwrap();
+    let ro = Db::open_read_only(dir, opts.clone()).unwrap();
+    let held = run_files(fs, dir);
+    assert!(!held.is_empty());
+    (db, ro, held)
+}
+
+#[test]
+fn a_snapshot_from_before_a_refresh_reads_old_values_from_deleted_runs() {
+    let fs = MemFs::new();
+    let dir = Path::new("/db");
+    let opts = history_options(mem_options(&fs, 4 << 10));
+    let (db, mut ro, held) = writer_and_follower(&fs, dir, &opts);
+    let old = ro.snapshot();
+    let old_version = ro.latest_version();
+    compact_away_what_it_holds(&fs, dir, &db, &held);
+    assert!(ro.refresh().unwrap());
+    assert_eq!(ro.latest_version(), db.latest_version());
+    assert_eq!(ro.get("k00").unwrap().as_deref(), Some(&b"new30"[..]));
+    // The snapshot reads its own view, whose runs are gone from the directory.
+    assert_eq!(old.version(), old_version);
+    assert_eq!(
+        old.get("k00").unwrap().as_deref(),
+        Some(&b"old in the WAL"[..])
+    );
+    assert_eq!(old.get("k29").unwrap().as_deref(), Some(&b"old89"[..]));
+    assert_eq!(old.iter().count(), 30);
+    // A refresh with nothing new keeps everything it holds.
+    assert!(!ro.refresh().unwrap());
+    assert_eq!(all(&ro), all(&db));
+}
+
+#[test]
+fn a_checkpoint_and_a_backup_of_a_handle_whose_runs_the_writer_deleted() {
+    let fs = MemFs::new();
+    let dir = Path::new("/db");
+    let opts = history_options(mem_options(&fs, 4 << 10));
+    let (db, ro, held) = writer_and_follower(&fs, dir, &opts);
+    let seen = observed(&ro);
+    compact_away_what_it_holds(&fs, dir, &db, &held);
+    // No refresh: the handle's runs exist only as the readers it holds open.
+    let info = ro.checkpoint("/cp").unwrap();
+    assert_eq!(info.version, seen.1);
+    let cp = Db::open("/cp", opts.clone()).unwrap();
+    assert_eq!(observed(&cp), seen);
+    assert!(cp.verify().unwrap().is_ok());
+    let backups =
+        chronokv::backup::BackupEngine::open_with_vfs("/bk", Arc::new(fs.clone())).unwrap();
+    let b = backups.create(&ro).unwrap();
+    assert_eq!(b.version, seen.1);
+    assert!(backups.verify(b.id).unwrap().is_ok());
+    backups.restore(b.id, "/restored").unwrap();
+    let restored = Db::open("/restored", opts).unwrap();
+    assert_eq!(observed(&restored), seen);
+}
+
 #[test]
 fn a_subscription_on_a_read_only_handle_ends_when_it_closes() {
     let fs = MemFs::new();

@@ -223,6 +223,7 @@ pub fn checkpoint(ctx: &Ctx, out: &mut dyn Write, dir: &Path) -> Result<()> {
 #[derive(Subcommand)]
 pub enum BackupCommand {
     /// Back up the store (--db) into BACKUP_DIR, copying only runs no earlier backup holds.
+    /// Writes only BACKUP_DIR: the store is opened read-only.
     Create { backup_dir: PathBuf },
     /// List the backups in BACKUP_DIR.
     List { backup_dir: PathBuf },
@@ -231,13 +232,15 @@ pub enum BackupCommand {
         backup_dir: PathBuf,
         id: Option<u64>,
     },
-    /// Restore backup ID into TARGET (an empty or new directory).
+    /// Restore backup ID into TARGET (an empty or new directory). Writes: creates the store
+    /// in TARGET (the backed-up store is not opened).
     Restore {
         backup_dir: PathBuf,
         id: u64,
         target: PathBuf,
     },
-    /// Delete backup ID and the run copies no other backup holds.
+    /// Delete backup ID and the run copies no other backup holds. Writes: removes files
+    /// from BACKUP_DIR (no store is opened).
     Delete { backup_dir: PathBuf, id: u64 },
 }
 
@@ -267,7 +270,9 @@ fn open_existing(dir: &Path) -> Result<BackupEngine> {
 pub fn backup(ctx: &Ctx, out: &mut dyn Write, cmd: BackupCommand) -> Result<()> {
     match cmd {
         BackupCommand::Create { backup_dir } => {
-            let db = ctx.open(false)?;
+            // Read-only: no lock, nothing written to the store, so it backs up a store
+            // another process is writing (the WAL records it sees become one more run).
+            let db = ctx.open_read_only()?;
             let engine = BackupEngine::open(&backup_dir)?;
             let bar = Bar::bytes("backing up", 0);
             let info = engine.create_with_progress(&db, &mut |d, t| bar.set(d, t))?;

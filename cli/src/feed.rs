@@ -4,7 +4,7 @@ use crate::data::AtArgs;
 use crate::error::{CliError, Result};
 use crate::fmt::{self, escape};
 use crate::Ctx;
-use chronokv::{At, Change, Received, Version};
+use chronokv::{At, Change, Version};
 use clap::Args;
 use serde_json::json;
 use std::io::Write;
@@ -20,11 +20,15 @@ pub struct ChangesArgs {
     #[arg(long, value_name = "V", value_parser = fmt::parse_version, conflicts_with = "follow")]
     until: Option<u64>,
     /// Keep waiting for new commits and print them as they are made, until Ctrl-C, until
-    /// stdout closes, or until --limit changes were printed. The store admits one writing
-    /// process at a time, so this follows the commits of the process holding it (this one).
-    /// Writes: with --follow the store is opened for writing (without it, read-only).
+    /// stdout closes, or until --limit changes were printed. Writes nothing: the store is
+    /// opened read-only and refreshed every --interval-ms (Db::refresh), so this follows
+    /// the process that has it open for writing. A follower that falls behind the store's
+    /// history window fails (the versions it had not printed are no longer retained).
     #[arg(long)]
     follow: bool,
+    /// With --follow: how long to wait between refreshes, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 200, requires = "follow")]
+    interval_ms: u64,
     /// Print at most this many changes.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
@@ -64,30 +68,14 @@ fn print_change(ctx: &Ctx, out: &mut dyn Write, c: &Change) -> Result<()> {
 }
 
 pub fn changes(ctx: &Ctx, out: &mut dyn Write, args: &ChangesArgs) -> Result<()> {
-    // A read-only handle sees the commits made before it opened, and no later ones.
-    let db = if args.follow {
-        ctx.open(false)?
-    } else {
-        ctx.open_read_only()?
-    };
+    let mut db = ctx.open_read_only()?;
     let limit = args.limit.unwrap_or(u64::MAX);
     let since = Version(args.since);
-    let mut printed = 0u64;
     if args.follow {
-        let mut sub = db.subscribe(since)?;
-        while printed < limit {
-            // A bounded wait, so the loop notices a closed stdout between commits.
-            match sub.recv_timeout(Duration::from_millis(500))? {
-                Received::Change(c) => {
-                    print_change(ctx, out, &c)?;
-                    printed += 1;
-                    out.flush()?;
-                }
-                Received::Timeout => out.flush()?,
-                Received::Ended => break,
-            }
-        }
+        let interval = Duration::from_millis(args.interval_ms);
+        follow(ctx, out, &mut db, since, limit, interval)?;
     } else {
+        // A read-only handle sees the commits made before it opened, and no later ones.
         let latest = db.latest_version();
         if since.0 > latest.0 + 1 {
             return Err(CliError::msg(format!(
@@ -103,6 +91,40 @@ pub fn changes(ctx: &Ctx, out: &mut dyn Write, args: &ChangesArgs) -> Result<()>
         }
     }
     db.close()?;
+    Ok(())
+}
+
+/// Prints every change from `since` on as the read-only `db` comes to see it: the changes
+/// up to its latest version, then a wait and a refresh, until `limit` were printed. A
+/// refresh swaps in a whole later state (never half a batch), so the versions printed are
+/// consecutive. A `since` beyond the latest version is waited for.
+fn follow(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    db: &mut chronokv::Db,
+    since: Version,
+    limit: u64,
+    interval: Duration,
+) -> Result<()> {
+    let mut next = since.0;
+    let mut printed = 0u64;
+    while printed < limit {
+        let latest = db.latest_version();
+        if next <= latest.0 {
+            let feed = db.changes(Version(next)..=latest)?;
+            for c in feed.take(usize::try_from(limit - printed).unwrap_or(usize::MAX)) {
+                print_change(ctx, out, &c?)?;
+                printed += 1;
+            }
+            next = latest.0 + 1;
+        }
+        // Flushing between refreshes also notices a closed stdout.
+        out.flush()?;
+        if printed < limit {
+            std::thread::sleep(interval);
+            db.refresh()?;
+        }
+    }
     Ok(())
 }
 

@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
     long_about = "Inspect and operate chronokv stores.\n\n\
         Keys and values are text: UTF-8, with \\xNN for any byte and \\\\ for a backslash \
         (the same escapes the output uses, so output can be fed back in).\n\n\
-        Reading commands (get, scan, history, changes, inspect, verify, export, checkpoint, \
-        retention show, dump-*, backup list/verify) write nothing to the store: they open \
+        Reading commands (get, scan, history, changes (also --follow), inspect, verify, \
+        export, checkpoint, retention show, dump-*, backup create/list/verify) write nothing \
+        to the store: they open \
         it read-only (Db::open_read_only), so they work while another process has it \
         open, and leave a closed store byte-for-byte unchanged. Commands that write say so \
         in their help (\"Writes:\"); they open the store as Db::open does (recovery, which \
@@ -122,7 +123,8 @@ enum Command {
     },
     /// Check every checksum and every cross-reference of a store; lists every problem
     /// found. Writes nothing: works while another process has the store open, and falls
-    /// back to reading the files directly when the store does not open.
+    /// back to reading the files directly when the store does not open (then under the
+    /// store's LOCK, whose file it creates if missing).
     Verify,
     /// Compact the whole store (or a key range) now, then wait for background compaction.
     /// Writes: opens the store for writing.
@@ -141,8 +143,8 @@ enum Command {
         #[command(subcommand)]
         command: retention::RetentionCommand,
     },
-    /// Incremental backups: create (writes: opens the store for writing and flushes it),
-    /// list, verify, restore, delete (these do not open the store).
+    /// Incremental backups: create (reads the store read-only, writes only the backup
+    /// directory), list, verify, restore, delete (these do not open the store).
     Backup {
         #[command(subcommand)]
         command: admin::BackupCommand,

@@ -11,9 +11,9 @@ use std::io::Write;
 pub enum RetentionCommand {
     /// Print the recorded history contract and the oldest readable version.
     Show,
-    /// Change the recorded contract (writes: opens the store for writing): --history-retention DURATION (or none) and/or
+    /// Change the recorded contract: --history-retention DURATION (or none) and/or
     /// --history-versions N. Growing is always allowed; shrinking drops history for good at
-    /// the next compaction and needs --shrink.
+    /// the next compaction and needs --shrink. Writes: opens the store for writing.
     Set {
         /// Confirm a change that keeps less history than recorded.
         #[arg(long)]

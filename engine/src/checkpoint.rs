@@ -11,6 +11,10 @@
 //! carries the history horizon and the commit-time marks of those versions (so
 //! `snapshot_as_of` and `history` answer on the copy as on the original).
 //!
+//! A read-only handle's runs may have been compacted away by the writer since it opened
+//! them: such a run is written again from the open reader (`Inner::rewrite_run`), and its
+//! memtable (the WAL records it replayed) becomes one more run (`checkpoint_memtable`).
+//!
 //! Durability: every copied file is fsynced, and the directory is fsynced after the links and
 //! copies; the manifest and CURRENT are written last (`ManifestWriter::create`: manifest,
 //! fsync, directory fsync, CURRENT.tmp, fsync, rename, directory fsync). A crash before
@@ -22,6 +26,7 @@ use crate::files;
 use crate::inner::Inner;
 use crate::manifest::{ManifestWriter, RunDesc, TreeState};
 use crate::view::LiveRun;
+use chronokv_runs::RunWriter;
 use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::Vfs;
 use std::path::{Path, PathBuf};
@@ -99,9 +104,13 @@ impl Inner {
             copied: 0,
             bytes: 0,
         };
-        for (desc, run) in &pinned.runs {
+        for (desc, run) in &mut pinned.runs {
             let to = files::run_path(dir, desc.file_number);
-            if vfs.link(run.reader.path(), &to).is_ok() {
+            if self.health().is_read_only() && !vfs.exists(run.reader.path()) {
+                *desc = self.rewrite_run(self.vfs().clone(), run, desc.level, &to)?;
+                pinned.state.runs.insert(desc.file_number, desc.clone());
+                info.copied += 1;
+            } else if vfs.link(run.reader.path(), &to).is_ok() {
                 info.linked += 1;
             } else {
                 copy_file(vfs, run.reader.path(), &to)?;
@@ -126,6 +135,29 @@ impl Inner {
         vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
         write_manifest(vfs, dir, &pinned.state, &pinned.times)?;
         Ok(info)
+    }
+
+    /// Writes the entries of `run` into a new file at `to` on `vfs`, at `level`: for a
+    /// read-only handle's run that the writer deleted (compacted away) after the handle
+    /// opened it. The open reader still reads the file (Unix keeps a deleted file's data
+    /// while a descriptor holds it), where a link or a copy by path cannot. The same entries
+    /// in the same order, so only the file's size and layout may differ from the original;
+    /// the returned descriptor records the new file.
+    pub(crate) fn rewrite_run(
+        &self,
+        vfs: Arc<dyn Vfs>,
+        run: &LiveRun,
+        level: u32,
+        to: &Path,
+    ) -> Result<RunDesc> {
+        let options = self.run_options(level as usize);
+        let mut writer = RunWriter::create(vfs, to, options)?;
+        for e in run.reader.scan_uncached() {
+            let e = e?;
+            writer.add(&e.key, e.version, e.time, e.kind, &e.value)?;
+        }
+        let meta = writer.finish()?;
+        Ok(RunDesc::new(level, run.id(), &meta))
     }
 
     /// A read-only store cannot flush, and its memtable holds the commits it replayed from

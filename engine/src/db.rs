@@ -101,7 +101,8 @@ impl Db {
     /// Brings a read-only handle up to date: reads the store again as
     /// [`Db::open_read_only`] does (the manifest, its runs, the WAL) and then replaces the
     /// handle's whole state at once, so no read ever sees half of an old and half of a new
-    /// state. Returns true if the latest version changed. Snapshots, iterators,
+    /// state. Runs the handle already holds are kept open (and their cached blocks), so a
+    /// refresh reads the manifest, the runs new since, and the WAL. Returns true if the latest version changed. Snapshots, iterators,
     /// transactions and change feeds taken before keep reading the state they began with
     /// (they hold its runs open, even once the writer deleted the files); subscriptions
     /// taken before end ([`crate::Received::Ended`]): subscribe again. If the read fails,
@@ -113,7 +114,7 @@ impl Db {
                 "refresh is for read-only handles (Db::open_read_only)".into(),
             ));
         }
-        let fresh = crate::read_only::open(self.inner.dir(), self.inner.opts().clone())?;
+        let fresh = crate::read_only::refresh(&self.inner)?;
         let moved = fresh.snapshot_version() != self.inner.snapshot_version();
         let old = std::mem::replace(&mut self.inner, fresh);
         // Only subscriptions check this (reads do not): they end, as no commit can reach

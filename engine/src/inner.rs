@@ -305,7 +305,17 @@ impl Inner {
     /// Writes every entry of `mem` to a new level-0 run file at `path` (durable when this
     /// returns).
     pub fn write_run_file(&self, path: &Path, mem: &Arc<Memtable>) -> Result<RunMeta> {
-        let mut writer = RunWriter::create(self.vfs.clone(), path, self.run_options(0))?;
+        self.write_run_file_on(self.vfs.clone(), path, mem)
+    }
+
+    /// [`Inner::write_run_file`] on another file system (a backup directory's).
+    pub fn write_run_file_on(
+        &self,
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        mem: &Arc<Memtable>,
+    ) -> Result<RunMeta> {
+        let mut writer = RunWriter::create(vfs, path, self.run_options(0))?;
         for e in mem.entries() {
             writer.add(e.key, e.version, e.time, e.kind, e.value)?;
         }

@@ -23,7 +23,7 @@ use crate::files::{self, FileKind};
 use crate::inner::Inner;
 use crate::manifest;
 use crate::options::Options;
-use crate::recovery::{self, Loaded};
+use crate::recovery::{self, Held, Loaded};
 use crate::retention::RetentionState;
 use crate::tree::{Manifest, Recorded, Tree};
 use crate::view::View;
@@ -41,6 +41,27 @@ const ATTEMPTS: usize = 50;
 
 /// Opens the store at `dir` read-only (see the module documentation).
 pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
+    open_holding(dir, opts, &Held::default())
+}
+
+/// Reads the store again for the read-only `old` (`Db::refresh`): as an open, except that
+/// the runs `old` holds are taken over rather than opened again, with the block cache
+/// their readers fill. What a refresh costs is then the manifest read, the runs new since,
+/// and the WAL replay (from the manifest's `min_log_number`, as at an open). The new state
+/// shares those runs with `old`, whose snapshots go on reading them.
+pub fn refresh(old: &Inner) -> Result<Arc<Inner>> {
+    let held = Held {
+        cache: Some(old.cache().clone()),
+        runs: old
+            .current_view()
+            .runs()
+            .map(|(_, r)| (r.id(), r.clone()))
+            .collect(),
+    };
+    open_holding(old.dir(), old.opts().clone(), &held)
+}
+
+fn open_holding(dir: &Path, opts: Options, held: &Held) -> Result<Arc<Inner>> {
     opts.validate()?;
     let vfs = opts.vfs.clone();
     if !vfs.exists(dir) {
@@ -49,7 +70,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     let mut attempt = 1;
     loop {
         let before = manifest_mark(vfs.as_ref(), dir);
-        match load(dir, &opts) {
+        match load(dir, &opts, held) {
             Ok(inner) => return Ok(inner),
             Err(_) if attempt < ATTEMPTS && manifest_mark(vfs.as_ref(), dir) != before => {
                 // A writer changed the store under the load: start over from CURRENT.
@@ -69,8 +90,9 @@ fn manifest_mark(vfs: &dyn Vfs, dir: &Path) -> Option<(PathBuf, u64)> {
     Some((path, len))
 }
 
-/// One attempt: read the manifest, open its runs, replay the WAL, build the store.
-fn load(dir: &Path, opts: &Options) -> Result<Arc<Inner>> {
+/// One attempt: read the manifest, open its runs (or take the `held` ones), replay the
+/// WAL, build the store.
+fn load(dir: &Path, opts: &Options, held: &Held) -> Result<Arc<Inner>> {
     let vfs = opts.vfs.clone();
     let Some((manifest_path, mut state)) = recovery::read_state(vfs.as_ref(), dir)? else {
         return Err(recovery::no_database(dir));
@@ -98,7 +120,7 @@ fn load(dir: &Path, opts: &Options) -> Result<Arc<Inner>> {
         replayed,
         last_version,
         ..
-    } = recovery::load(&vfs, dir, state, opts)?;
+    } = recovery::load(&vfs, dir, state, opts, held)?;
     // The torn tail, if any, is left as it is: the view simply ends before it.
     let view = View {
         active: replayed,
@@ -184,6 +206,56 @@ mod tests {
         assert!(matches!(
             tree.manifest.path().file_name().and_then(|n| n.to_str()).and_then(files::classify),
             Some(FileKind::Manifest(n)) if n == tree.manifest.number()
+        ));
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_runs_it_holds_and_opens_only_new_ones() {
+        let fs = MemFs::new();
+        let dir = Path::new("/db");
+        let opts = Options {
+            compaction_threads: 0,
+            ..options(&fs)
+        };
+        let db = Db::open(dir, opts.clone()).unwrap();
+        db.put("a", "1").unwrap();
+        db.flush().unwrap();
+        let mut ro = Db::open_read_only(dir, opts.clone()).unwrap();
+        let held: Vec<_> = ro
+            .inner()
+            .current_view()
+            .runs()
+            .map(|(_, r)| r.clone())
+            .collect();
+        assert_eq!(held.len(), 1);
+        let cache = ro.inner().cache().clone();
+        // Damage the held run's trailing magic: opening that file again would fail.
+        let path = held[0].reader.path().to_path_buf();
+        let len = fs.file_size(&path).unwrap() as usize;
+        fs.corrupt_byte(&path, len - 1, 0xff).unwrap();
+        db.put("b", "2").unwrap();
+        db.flush().unwrap();
+        db.put("c", "3").unwrap();
+        assert!(ro.refresh().unwrap());
+        let runs: Vec<_> = ro
+            .inner()
+            .current_view()
+            .runs()
+            .map(|(_, r)| r.clone())
+            .collect();
+        assert_eq!(runs.len(), 2, "the new run is opened");
+        assert!(
+            runs.iter().any(|r| Arc::ptr_eq(r, &held[0])),
+            "the held one is kept"
+        );
+        assert!(Arc::ptr_eq(ro.inner().cache(), &cache), "and its cache");
+        for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            assert_eq!(ro.get(k).unwrap().as_deref(), Some(v.as_bytes()), "{k}");
+        }
+        // A fresh open reads every run's file, the damaged one too.
+        assert!(matches!(
+            Db::open_read_only(dir, opts),
+            Err(crate::Error::Corruption { .. })
         ));
     }
 

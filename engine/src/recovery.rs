@@ -31,6 +31,7 @@ use chronokv_runs::{BlockCache, RunReader};
 use chronokv_snapshot::{to_commit_time, TimeIndex, Version};
 use chronokv_vfs::Vfs;
 use chronokv_wal::{RecoveryMode, SegmentWriter};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,7 +66,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         replayed,
         last_version,
         torn,
-    } = load(&vfs, dir, state, &opts)?;
+    } = load(&vfs, dir, state, &opts, &Held::default())?;
     // Recovery is about to start a newer segment, after which this one counts as older and
     // fully synced: cut its torn tail off first, or a recovery interrupted from here on
     // would leave a store the next open refuses as corrupt.
@@ -149,6 +150,16 @@ pub(crate) struct Loaded {
     pub torn: Option<(PathBuf, u64)>,
 }
 
+/// Runs already open, by file number, and the block cache their readers fill: what a
+/// read-only handle holds when it refreshes (`read_only::refresh`). [`load`] takes a run
+/// from here instead of opening its file again; file numbers are never reused (a
+/// persisted high-water mark), so a number names one file's contents for good.
+#[derive(Default)]
+pub(crate) struct Held {
+    pub cache: Option<Arc<BlockCache>>,
+    pub runs: HashMap<u64, Arc<LiveRun>>,
+}
+
 /// Reads CURRENT and the manifest it names: `None` if there is no CURRENT (no database).
 pub(crate) fn read_state(vfs: &dyn Vfs, dir: &Path) -> Result<Option<(PathBuf, TreeState)>> {
     let Some(path) = manifest::current(vfs, dir)? else {
@@ -165,13 +176,14 @@ pub(crate) fn read_state(vfs: &dyn Vfs, dir: &Path) -> Result<Option<(PathBuf, T
     Ok(Some((path, state)))
 }
 
-/// Steps 2 to 4 after the manifest is read: opens its runs and replays the WAL into memory.
-/// Reads only, so a read-only open shares it.
+/// Steps 2 to 4 after the manifest is read: opens its runs (those not `held` already) and
+/// replays the WAL into memory. Reads only, so a read-only open shares it.
 pub(crate) fn load(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
     mut state: TreeState,
     opts: &Options,
+    held: &Held,
 ) -> Result<Loaded> {
     let names = vfs.list(dir).map_err(|e| Error::io(dir, e))?;
     let listed: Vec<FileKind> = names.iter().filter_map(|n| files::classify(n)).collect();
@@ -185,8 +197,11 @@ pub(crate) fn load(
         .unwrap_or(0);
     state.next_file_number = state.next_file_number.max(highest + 1).max(1);
 
-    let cache = BlockCache::new(opts.block_cache_bytes);
-    let runs = open_runs(vfs, dir, &state, &cache)?;
+    let cache = held
+        .cache
+        .clone()
+        .unwrap_or_else(|| BlockCache::new(opts.block_cache_bytes));
+    let runs = open_runs(vfs, dir, &state, &cache, &held.runs)?;
 
     let wal_numbers = files::live_wal_numbers(&listed, state.min_log_number);
     let replayed = Arc::new(Memtable::new(0));
@@ -225,15 +240,25 @@ pub(crate) fn no_database(dir: &Path) -> Error {
     Error::InvalidArgument(format!("{} holds no database", dir.display()))
 }
 
-/// Opens every run the manifest names, with its level.
+/// Opens every run the manifest names, with its level (the manifest's: a compaction may
+/// move a run to another level without rewriting it). A `held` run of the recorded size is
+/// taken as it is: its file was checked when it was opened, and may be gone since.
 fn open_runs(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
     state: &TreeState,
     cache: &Arc<BlockCache>,
+    held: &HashMap<u64, Arc<LiveRun>>,
 ) -> Result<Vec<(usize, Arc<LiveRun>)>> {
     let mut runs = Vec::with_capacity(state.runs.len());
     for desc in state.runs.values() {
+        if let Some(run) = held
+            .get(&desc.file_number)
+            .filter(|r| r.reader.meta().file_size == desc.file_size)
+        {
+            runs.push((desc.level as usize, run.clone()));
+            continue;
+        }
         let path = files::run_path(dir, desc.file_number);
         let size = vfs.file_size(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::corruption(

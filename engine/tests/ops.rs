@@ -601,3 +601,56 @@ fn checkpoints_and_restored_backups_keep_the_time_index_and_runs_describe_themse
         assert!(copy.verify().unwrap().is_ok());
     }
 }
+
+/// Every file of a flat directory with its bytes.
+fn files_of(fs: &MemFs, dir: &str) -> BTreeMap<String, Vec<u8>> {
+    let dir = Path::new(dir);
+    let mut names = fs.list(dir).unwrap();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let bytes = fs.read(&dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_read_only_backup_writes_nothing_to_the_store_and_holds_every_version_it_sees() {
+    let fs = MemFs::new();
+    let vfs: Arc<dyn Vfs> = Arc::new(fs.clone());
+    // The writer stays open beside the read-only handle (compaction_threads is 0, and the
+    // flush below leaves nothing for the flusher, so it writes nothing while compared).
+    let db = Db::open("/db", backup_opts(&fs)).unwrap();
+    fill(&db, "a", 150);
+    db.flush().unwrap();
+    db.put("wal-only", "in the WAL only").unwrap();
+    let before = files_of(&fs, "/db");
+    let ro = Db::open_read_only("/db", backup_opts(&fs)).unwrap();
+    let engine = BackupEngine::open_with_vfs("/backups", vfs.clone()).unwrap();
+    let info = engine.create(&ro).unwrap();
+    assert_eq!(info.version, db.latest_version());
+    assert_eq!(
+        info.runs,
+        db.runs().len() + 1,
+        "the WAL records are one more run"
+    );
+    assert_eq!(info.copied_runs, info.runs);
+    assert_eq!(
+        files_of(&fs, "/db"),
+        before,
+        "the backup wrote into the store"
+    );
+    assert!(engine.verify(info.id).unwrap().is_ok());
+    engine.restore(info.id, "/restored").unwrap();
+    let restored = Db::open("/restored", backup_opts(&fs)).unwrap();
+    assert_eq!(all(&restored), all(&db));
+    assert_eq!(restored.latest_version(), db.latest_version());
+    // The writable handle's backup next to it shares the runs but not the WAL's run.
+    let writable = engine.create(&db).unwrap();
+    assert_eq!(
+        writable.copied_runs, 1,
+        "only the flush of the WAL record is new"
+    );
+}

@@ -23,6 +23,8 @@ fn a_few_kill_cycles_recover_every_acknowledged_write() {
     assert_eq!((r.passed, r.failed), (6, 0), "{lines:#?}");
     assert!(r.failures.is_empty());
     assert_eq!(r.stress_failures, 0);
+    // The follower checked views during the cycles, from opens and from refreshes.
+    assert!(r.follower_opens > 0 && r.follower_refreshes > 0, "{r:?}");
     // A second run on the same directory is refused: the expected state starts empty.
     assert!(run(&cfg, &mut |_| {}).is_err());
 }

@@ -17,7 +17,11 @@
 //! A backup holds what [`crate::Db::checkpoint`] would: [`BackupEngine::create`] flushes,
 //! pins the tree, and copies its runs; it contains every version up to the tree's
 //! `flushed_version` (a prefix of the commit order, including every commit acknowledged
-//! before the call). Copies are written as `.tmp`, fsynced and renamed, the `runs/` folder is
+//! before the call). A read-only handle ([`crate::Db::open_read_only`]) cannot flush and
+//! writes nothing into its store: the WAL records it replayed are written into the backup
+//! as one more level-0 run instead, so the backup holds every version the handle sees, and
+//! a run the writer compacted away since the handle opened it is written again from the
+//! open reader (`Inner::rewrite_run`). Copies are written as `.tmp`, fsynced and renamed, the `runs/` folder is
 //! fsynced, and the metadata is written last the same way (temp, fsync, rename, directory
 //! fsync), so a crash leaves either a complete backup or none (plus unreferenced copies that
 //! the next `delete` collects).
@@ -27,7 +31,7 @@ pub(crate) mod format;
 use crate::checkpoint::{copy_file_with, prepare_empty_dir, write_manifest};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::manifest::TreeState;
+use crate::manifest::{RunDesc, TreeState};
 use crate::verify::{Problem, ProblemKind, Progress, VerifyReport};
 use crate::Db;
 use chronokv_runs::{BlockCache, RunReader};
@@ -178,7 +182,9 @@ impl BackupEngine {
             .collect()
     }
 
-    /// Backs up `db`: flushes it, then copies the runs no earlier backup holds.
+    /// Backs up `db`: flushes it, then copies the runs no earlier backup holds. A read-only
+    /// `db` is not flushed (nothing is written to its store): its memtable is written into
+    /// the backup as one more run.
     pub fn create(&self, db: &Db) -> Result<BackupInfo> {
         self.create_with_progress(db, &mut |_, _| {})
     }
@@ -187,7 +193,9 @@ impl BackupEngine {
     pub fn create_with_progress(&self, db: &Db, progress: Progress<'_>) -> Result<BackupInfo> {
         let vfs = self.vfs.as_ref();
         self.remove_temp_files()?;
-        db.flush()?;
+        if !db.is_read_only() {
+            db.flush()?;
+        }
         let pinned = db.inner().pin_tree()?;
         let ids = self.ids()?;
         let id = match ids.last() {
@@ -213,8 +221,15 @@ impl BackupEngine {
         }
         let mut runs = Vec::with_capacity(pinned.runs.len());
         let mut to_copy = Vec::new();
+        let mut to_rewrite = Vec::new();
         for (desc, live) in &pinned.runs {
             let path = live.reader.path();
+            if db.is_read_only() && !vfs.exists(path) {
+                // Compacted away by the writer since the handle opened it: written again
+                // from the open reader below.
+                to_rewrite.push((desc.level, live.clone()));
+                continue;
+            }
             let tail_crc = tail_crc(vfs, path)?;
             let mut run = BackupRun {
                 desc: desc.clone(),
@@ -244,12 +259,31 @@ impl BackupEngine {
             })?;
             vfs.rename(&tmp, &to).map_err(|e| Error::io(&to, e))?;
         }
-        let (flushed_version, next_file_number, history_horizon, retention) = (
+        let (mut flushed_version, mut next_file_number, history_horizon, retention) = (
             pinned.state.flushed_version,
             pinned.state.next_file_number,
             pinned.state.history_horizon,
             pinned.state.retention,
         );
+        let mut copied = (to_copy.len(), total);
+        let mut written = Vec::new();
+        for (level, live) in &to_rewrite {
+            let inner = db.inner();
+            written.push(self.write_run(live.id(), |p| {
+                inner.rewrite_run(self.vfs.clone(), live, *level, p)
+            })?);
+        }
+        if db.is_read_only() {
+            if let Some(run) = self.write_memtable(db, &pinned.state)? {
+                flushed_version = db.inner().snapshot_version();
+                next_file_number = run.desc.file_number + 1;
+                written.push(run);
+            }
+        }
+        for run in written {
+            copied = (copied.0 + 1, copied.1 + run.desc.file_size);
+            runs.push(run);
+        }
         let marks = pinned
             .times
             .marks_covering(Version(0), flushed_version)
@@ -264,8 +298,8 @@ impl BackupEngine {
             created_micros: now_micros(),
             flushed_version,
             next_file_number,
-            copied_runs: to_copy.len() as u32,
-            copied_bytes: total,
+            copied_runs: copied.0 as u32,
+            copied_bytes: copied.1,
             runs,
             history_horizon,
             times,
@@ -273,6 +307,54 @@ impl BackupEngine {
         };
         self.write_meta(&meta)?;
         Ok(BackupInfo::of(&meta))
+    }
+
+    /// Writes a read-only `db`'s memtable (the WAL records it replayed; nothing commits to
+    /// a read-only store, so it holds exactly the versions after `state.flushed_version` up
+    /// to the visible one) into `runs/` as a level-0 run numbered after every run of
+    /// `state`. `None` if it is empty.
+    fn write_memtable(&self, db: &Db, state: &TreeState) -> Result<Option<BackupRun>> {
+        let mem = db.inner().current_view().active.clone();
+        if mem.is_empty() {
+            return Ok(None);
+        }
+        let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
+        let number = state.next_file_number.max(highest_run + 1).max(1);
+        let run = self.write_run(number, |path| {
+            let meta = db.inner().write_run_file_on(self.vfs.clone(), path, &mem)?;
+            Ok(RunDesc::new(0, number, &meta))
+        })?;
+        Ok(Some(run))
+    }
+
+    /// Has `write` write run `number` into `runs/` (durably, as a run writer does), then
+    /// names the file by its contents like every shared copy (another store's run with
+    /// that number differs in size or tail checksum). The caller syncs `runs/`. A crash
+    /// leaves a `.tmp` file (removed by the next create) or an unreferenced run (collected
+    /// by the next delete).
+    fn write_run(
+        &self,
+        number: u64,
+        write: impl FnOnce(&Path) -> Result<RunDesc>,
+    ) -> Result<BackupRun> {
+        let vfs = self.vfs.as_ref();
+        let written = self
+            .dir
+            .join(RUNS_DIR)
+            .join(format!("{number:06}-written.arrow"));
+        let desc = write(&written)?;
+        let file_crc = {
+            let map = vfs.map(&written).map_err(|e| Error::io(&written, e))?;
+            crc32fast::hash(map.bytes())
+        };
+        let run = BackupRun {
+            desc,
+            tail_crc: tail_crc(vfs, &written)?,
+            file_crc,
+        };
+        let to = self.run_path(&run);
+        vfs.rename(&written, &to).map_err(|e| Error::io(&to, e))?;
+        Ok(run)
     }
 
     fn write_meta(&self, meta: &BackupMeta) -> Result<()> {

@@ -607,7 +607,7 @@ fn killloop(args: &[String]) -> Result<u64, String> {
         r.in_flight_undecided
     );
     println!(
-        "lost acknowledged writes {}, holes {}, partial batches {}, resurrected keys {}, failed opens {}, stress processes that died {}, checkpoints opened {}, full verifies {}",
+        "lost acknowledged writes {}, holes {}, partial batches {}, resurrected keys {}, failed opens {}, stress processes that died {}, checkpoints opened {}, full verifies {}, follower views checked {} ({} read-only opens, {} refreshes)",
         r.lost,
         r.holes,
         r.partial,
@@ -615,7 +615,10 @@ fn killloop(args: &[String]) -> Result<u64, String> {
         r.failed_opens,
         r.stress_failures,
         r.checkpoints_checked,
-        r.verifies
+        r.verifies,
+        r.follower_opens + r.follower_refreshes,
+        r.follower_opens,
+        r.follower_refreshes
     );
     let goal_cats = [
         Category::Flush,

@@ -4,7 +4,9 @@
 //! 1. spawn a stress process on the loop's database, with each writer's next counter;
 //! 2. after a seeded delay, uniform over 20-500 ms (5-5.5 s every 25th cycle), kill it with
 //!    SIGKILL and reap it (a stress process that exits by itself has failed: its stderr is
-//!    reported);
+//!    reported); meanwhile, and until the kill, a follower thread opens the database
+//!    read-only and refreshes it over and over, checking each view ([`super::follower`];
+//!    it runs inside the wait, so the cycle takes no longer, but for its last view);
 //! 3. read its status file: where the kill landed;
 //! 4. with `keep_images`, keep the crash image (hard links to the run files, copies of the
 //!    rest), so a failure leaves the directory exactly as the kill left it (costs ~30 ms a
@@ -20,6 +22,7 @@
 //! `failed-cycle-N/`). The seed fixes every operation and every kill delay; thread timing
 //! varies, so a rerun reaches a similar, not identical, state.
 
+use super::follower;
 use super::oracle::{value_is_genuine, Oracle};
 use super::status::{self, Category};
 use super::stress::StressArgs;
@@ -30,7 +33,8 @@ use chronokv::{Db, Options};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +84,9 @@ pub struct Report {
     pub stress_failures: u64,
     pub checkpoints_checked: u64,
     pub verifies: u64,
+    /// Views the concurrent follower checked: fresh read-only opens, and refreshes.
+    pub follower_opens: u64,
+    pub follower_refreshes: u64,
     pub final_version: u64,
     pub final_keys: u64,
     pub db_bytes: u64,
@@ -199,6 +206,34 @@ fn check_checkpoint(seed: u64, dir: &Path, db_version: u64) -> Vec<String> {
         problems.push(format!("checkpoint {name}: close failed: {e}"));
     }
     problems
+}
+
+/// Every writer's acknowledgement log as it is now (a missing log is empty).
+fn read_acks(layout: &Layout) -> io::Result<Vec<Vec<(u64, u64)>>> {
+    let mut acks = Vec::with_capacity(THREADS);
+    for t in 0..THREADS {
+        let bytes = match fs::read(layout.acks(t)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        acks.push(decode_acks(&bytes));
+    }
+    Ok(acks)
+}
+
+/// Waits for `child` until `deadline`: its exit status if it exited first.
+fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(25)));
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+    }
 }
 
 /// What one cycle found.
@@ -331,26 +366,29 @@ fn run_cycle(
         .stderr(File::create(layout.stderr())?)
         .spawn()?;
 
-    // 2. Kill it after the delay (unless it died first).
+    // 2. Kill it after the delay (unless it died first), a follower reading meanwhile.
     let started = Instant::now();
     let deadline = Instant::now() + delay;
-    let mut exited = None;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(25)));
-        if let Some(st) = child.try_wait()? {
-            exited = Some(st);
-            break;
-        }
-    }
-    match exited {
-        None => {
-            child.kill()?;
-            child.wait()?;
-        }
+    let stop = AtomicBool::new(false);
+    let current_acks = || read_acks(layout).unwrap_or_default();
+    let expected: &Oracle = oracle;
+    let (exited, followed) = std::thread::scope(|s| {
+        let follower = s.spawn(|| follower::follow(&layout.db(), expected, &current_acks, &stop));
+        let exited = wait_until(&mut child, deadline);
+        let killed = match exited {
+            Ok(None) => child.kill().and_then(|()| child.wait()).map(|_| None),
+            other => other,
+        };
+        // The follower stops at its next step: an open in progress ends, unchecked.
+        stop.store(true, Ordering::Release);
+        (killed, follower.join())
+    });
+    let followed = followed.map_err(|_| io::Error::other("the follower thread panicked"))?;
+    report.follower_opens += followed.opens;
+    report.follower_refreshes += followed.refreshes;
+    c.problems.extend(followed.violations);
+    match exited? {
+        None => {}
         Some(st) => {
             report.stress_failures += 1;
             let stderr = fs::read_to_string(layout.stderr()).unwrap_or_default();
@@ -395,15 +433,7 @@ fn run_cycle(
     if cfg.keep_images {
         keep_image(&layout.db(), &layout.image())?;
     }
-    let mut acks = Vec::with_capacity(THREADS);
-    for t in 0..THREADS {
-        let bytes = match fs::read(layout.acks(t)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        acks.push(decode_acks(&bytes));
-    }
+    let acks = read_acks(layout)?;
 
     // 5. Reopen and check.
     let db = match Db::open(layout.db(), options(Arc::new(RealFs), 0)) {

@@ -24,6 +24,7 @@
 //! makes ([`tracefs`]); no engine change.
 
 pub mod driver;
+pub mod follower;
 pub mod oracle;
 pub mod status;
 pub mod stress;

@@ -135,6 +135,16 @@ impl Oracle {
         self.version
     }
 
+    /// The seed the operations are derived from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Writer `t`'s expected key space as the last check left it.
+    pub fn model(&self, t: usize) -> &BTreeMap<Vec<u8>, Vec<u8>> {
+        &self.models[t]
+    }
+
     /// Keys expected in the database.
     pub fn keys(&self) -> usize {
         self.models.iter().map(BTreeMap::len).sum()
