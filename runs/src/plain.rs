@@ -113,7 +113,10 @@ mod tests {
         assert!(binary(offs(vec![0, 2, 7]), data.clone()).is_err());
         assert!(binary(offs(vec![]), data.clone()).is_err());
         let ok = binary(offs(vec![0, 2, 2, 6]), data).unwrap();
-        assert_eq!((ok.value(0), ok.value(1), ok.value(2)), (&b"ab"[..], &b""[..], &b"cdef"[..]));
+        assert_eq!(
+            (ok.value(0), ok.value(1), ok.value(2)),
+            (&b"ab"[..], &b""[..], &b"cdef"[..])
+        );
     }
 
     #[test]

@@ -48,6 +48,34 @@ const MAX_CHUNK: usize = 1 << 20;
 /// What glibc's malloc adds to an allocation of its own (header and rounding), counted by
 /// [`SkipList::insert`] so that `approx_bytes` stays close to the heap.
 const MALLOC_OVERHEAD: usize = 16;
+/// Chunks of this size or more are anonymous mappings of their own, unmapped when the list
+/// drops, instead of heap allocations. glibc serves them from the heap once its mmap
+/// threshold has risen past them (it does, after the first such free), and then keeps the
+/// freed chunks of every flushed memtable: with heap chunks the runner's 1M-key YCSB run
+/// peaked at 237 MiB, with glibc's threshold fixed at 128 KiB at 167 MiB (see
+/// `docs/benchmarks.md`). 128 KiB is glibc's default threshold.
+const MAP_AT: usize = 128 << 10;
+/// The page size mappings are rounded up to (counted by `approx_bytes`).
+const PAGE: usize = 4096;
+
+/// The memory an allocation of its own of `size` bytes takes: a mapping's pages, or a heap
+/// block's size plus malloc's overhead.
+fn chunk_bytes(size: usize) -> usize {
+    if size >= MAP_AT {
+        size.next_multiple_of(PAGE)
+    } else {
+        size + MALLOC_OVERHEAD
+    }
+}
+
+/// One arena allocation, freed when the list drops.
+#[derive(Debug)]
+enum Chunk {
+    Heap(NonNull<u8>, Layout),
+    /// Held for its `Drop`, which unmaps it (only tests read it).
+    #[allow(dead_code)]
+    Mapped(memmap2::MmapMut),
+}
 
 const KEY_LEN_BITS: u32 = 24;
 const KEY_LEN_MASK: u32 = (1 << KEY_LEN_BITS) - 1;
@@ -162,7 +190,7 @@ impl NodePtr {
 #[derive(Debug)]
 struct Writer {
     /// Every allocation made, freed when the list drops.
-    chunks: Vec<(NonNull<u8>, Layout)>,
+    chunks: Vec<Chunk>,
     /// The current chunk's next free byte and how many bytes are left after it.
     cursor: *mut u8,
     left: usize,
@@ -195,7 +223,7 @@ impl Writer {
     fn alloc(&mut self, size: usize) -> (NonNull<u8>, usize) {
         if size > MAX_CHUNK / 4 {
             let ptr = self.new_chunk(size);
-            return (ptr, size + MALLOC_OVERHEAD);
+            return (ptr, chunk_bytes(size));
         }
         let mut added = size;
         if self.left < size {
@@ -215,13 +243,22 @@ impl Writer {
     }
 
     fn new_chunk(&mut self, size: usize) -> NonNull<u8> {
+        if size >= MAP_AT {
+            let Ok(mut map) = memmap2::MmapMut::map_anon(size) else {
+                std::alloc::handle_alloc_error(Layout::from_size_align(size, PAGE).expect("layout"))
+            };
+            // The mapping's address does not change when the `MmapMut` moves.
+            let ptr = NonNull::new(map.as_mut_ptr()).expect("a mapping is never at null");
+            self.chunks.push(Chunk::Mapped(map));
+            return ptr;
+        }
         let layout = Layout::from_size_align(size, 8).expect("chunk layout");
         // SAFETY: `size > 0` (at least a header).
         let ptr = unsafe { std::alloc::alloc(layout) };
         let Some(ptr) = NonNull::new(ptr) else {
             std::alloc::handle_alloc_error(layout)
         };
-        self.chunks.push((ptr, layout));
+        self.chunks.push(Chunk::Heap(ptr, layout));
         ptr
     }
 
@@ -237,10 +274,12 @@ impl Writer {
 
 impl Drop for SkipList {
     fn drop(&mut self) {
-        for (ptr, layout) in self.writer.get_mut().chunks.drain(..) {
-            // SAFETY: allocated in `new_chunk` with this layout; nothing reads the list
-            // any more (this is its drop, and readers hold it alive).
-            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+        for chunk in self.writer.get_mut().chunks.drain(..) {
+            if let Chunk::Heap(ptr, layout) = chunk {
+                // SAFETY: allocated in `new_chunk` with this layout; nothing reads the list
+                // any more (this is its drop, and readers hold it alive).
+                unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+            } // a mapping is unmapped as its `MmapMut` drops
         }
     }
 }
@@ -282,6 +321,20 @@ impl SkipList {
     #[cfg(test)]
     pub(super) fn unused_tail(&self) -> usize {
         self.writer.lock().left
+    }
+
+    /// The bytes of the list's mapped chunks (which a counting allocator does not see),
+    /// for tests.
+    #[cfg(test)]
+    pub(super) fn mapped_bytes(&self) -> usize {
+        let w = self.writer.lock();
+        w.chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Mapped(m) => m.len().next_multiple_of(PAGE),
+                Chunk::Heap(..) => 0,
+            })
+            .sum()
     }
 
     /// True when nothing was inserted.
