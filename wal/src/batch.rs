@@ -182,7 +182,8 @@ impl<'a> EntryIter<'a> {
                 self.remaining
             ));
         };
-        let kind = Kind::from_u8(kind_byte).ok_or(format!("unknown entry kind {kind_byte}"))?;
+        let kind =
+            Kind::from_u8(kind_byte).ok_or_else(|| format!("unknown entry kind {kind_byte}"))?;
         let key_at = self.pos.saturating_add(1);
         // Both lengths below 128, one byte each: the common case, and within the limits.
         if let Some(&[k, v]) = self.bytes.get(key_at..key_at.saturating_add(2)) {

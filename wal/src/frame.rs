@@ -133,6 +133,7 @@ impl Chain {
 /// `MAX_PAYLOAD_HEADER_LEN + entries.len() <= MAX_FRAME_LEN`, that `h.first_version`
 /// continues `chain` (or `chain` is before the first frame), that the time does not go
 /// back, and that `h.durable_offset <= at`. Returns the state after the frame.
+#[inline]
 pub(crate) fn encode(
     out: &mut Vec<u8>,
     seed: &Seed,

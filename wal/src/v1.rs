@@ -96,7 +96,7 @@ fn entry_at(bytes: &[u8], pos: usize) -> Result<Entry<'_>, String> {
             "entry header needs {ENTRY_HEADER_LEN} bytes, {left} left"
         ));
     };
-    let kind = Kind::from_u8(kind_byte).ok_or(format!("unknown entry kind {kind_byte}"))?;
+    let kind = Kind::from_u8(kind_byte).ok_or_else(|| format!("unknown entry kind {kind_byte}"))?;
     let (key_len, value_len) = (key_len as usize, value_len as usize);
     check_entry_lens(key_len, value_len)?;
     if kind == Kind::Delete && value_len != 0 {
