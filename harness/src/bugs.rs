@@ -146,7 +146,7 @@ pub const BUGS: &[PlantedBug] = &[
     },
     PlantedBug {
         name: "wal-midlog-truncate",
-        site: "wal/src/reader.rs read_segment",
+        site: "wal/src/reader.rs durable_frame_after",
         what: "damage before data a later frame records as synced is taken for a torn tail",
         stages: &[ROT],
     },

@@ -63,10 +63,13 @@ fn fs_with(name: &str, data: &[u8]) -> (MemFs, std::path::PathBuf) {
 /// `data` as a WAL segment, read in every recovery mode, as the newest segment and not;
 /// every entry of every record returned is iterated.
 pub fn wal_segment(data: &[u8]) {
-    // Frames carry their segment's log number; take it from the first frame so inputs
-    // derived from real segments of any number reach the entry decoder.
+    // A segment names its log number (v2: in the header at offset 16, after the magic;
+    // v1: in every frame, the first at offset 8), and v2 frames' checksums cover it; take
+    // it from there so inputs derived from real segments of any number reach the decoders.
+    const V2_MAGIC: [u8; 8] = [0x89, b'C', b'K', b'V', b'W', b'A', b'L', 0xff];
+    let at = if data.starts_with(&V2_MAGIC) { 16 } else { 8 };
     let log_number = data
-        .get(8..16)
+        .get(at..at + 8)
         .map_or(1, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     let (fs, path) = fs_with(&chronokv_wal::segment_file_name(log_number), data);
     let modes = [

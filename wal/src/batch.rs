@@ -2,15 +2,28 @@
 //! decoder.
 //!
 //! ```text
-//! entries := count × ( kind u8 | key_len u32 | value_len u32 | key[key_len] | value[value_len] )
+//! entries := count × ( kind u8 | key_len varint | value_len varint | key[key_len] | value[value_len] )
 //! ```
+//!
+//! This is format v2's encoding (`docs/format/wal.md`); v1 segments' fixed-width entries
+//! are converted to it when read (`crate::v1`), so every record in memory has this form.
 
+use crate::varint::{self, MAX_U32_LEN};
 use crate::{Error, MAX_KEY_LEN, MAX_VALUE_LEN};
 use chronokv_snapshot::Kind;
 use std::path::PathBuf;
 
-/// Bytes of an entry header: kind (1) + key_len (4) + value_len (4).
-pub(crate) const ENTRY_HEADER_LEN: usize = 9;
+/// The most bytes an entry header takes: kind (1) + key_len (at most 3 for 65 536) +
+/// value_len (at most 5 for 2^28).
+pub(crate) const MAX_ENTRY_HEADER_LEN: usize = 9;
+
+/// The bytes an entry with these lengths takes: its header, key and value.
+pub(crate) const fn encoded_len(key_len: usize, value_len: usize) -> usize {
+    1 + varint::encoded_len(key_len as u64)
+        + varint::encoded_len(value_len as u64)
+        + key_len
+        + value_len
+}
 
 /// The encoded entries of one batch (the `entries` grammar of the WAL format), built
 /// incrementally. The bytes are exactly what goes into a frame's payload.
@@ -46,7 +59,8 @@ impl BatchEntries {
         self.push(Kind::Delete, key, &[]);
     }
 
-    fn push(&mut self, kind: Kind, key: &[u8], value: &[u8]) {
+    /// Appends one entry (checked like [`BatchEntries::put`]).
+    pub(crate) fn push(&mut self, kind: Kind, key: &[u8], value: &[u8]) {
         if let Err(reason) = check_entry_lens(key.len(), value.len()) {
             panic!("BatchEntries: {reason}");
         }
@@ -54,15 +68,25 @@ impl BatchEntries {
             .count
             .checked_add(1)
             .expect("BatchEntries: more than u32::MAX entries");
-        self.buf.reserve(ENTRY_HEADER_LEN + key.len() + value.len());
-        let mut head = [0u8; ENTRY_HEADER_LEN];
+        self.buf
+            .reserve(MAX_ENTRY_HEADER_LEN + key.len() + value.len());
+        // Built in place and appended at once; the lengths were checked to fit.
+        let mut head = [0u8; MAX_ENTRY_HEADER_LEN];
         head[0] = kind.as_u8();
-        // Both lengths were checked above to fit in u32.
-        head[1..5].copy_from_slice(&(key.len() as u32).to_le_bytes());
-        head[5..9].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        let n = varint::write(&mut head, 1, key.len() as u64);
+        let n = varint::write(&mut head, n, value.len() as u64);
+        // A fixed-size copy (no memcpy call), then the unused bytes cut off.
         self.buf.extend_from_slice(&head);
+        self.buf
+            .truncate(self.buf.len() - (MAX_ENTRY_HEADER_LEN - n));
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
+    }
+
+    /// Takes the encoded bytes, leaving the batch empty.
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        self.count = 0;
+        std::mem::take(&mut self.buf)
     }
 
     /// The number of entries.
@@ -143,9 +167,40 @@ impl<'a> EntryIter<'a> {
         }))
     }
 
-    fn u32_at(&self, at: usize) -> Option<u32> {
-        let b = self.bytes.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes(b.try_into().ok()?))
+    /// The varint length at `at` and its size, or the reason it is damaged.
+    fn len_at(&self, at: usize, field: &str) -> Result<(usize, usize), String> {
+        let (v, n) = varint::get(self.bytes, at, MAX_U32_LEN).map_err(|b| b.describe(field))?;
+        Ok((v as usize, n))
+    }
+
+    /// The header of the entry at `pos`: kind, key and value lengths (checked against the
+    /// limits) and where the key starts.
+    fn header(&self) -> Result<(Kind, usize, usize, usize), String> {
+        let Some(&kind_byte) = self.bytes.get(self.pos) else {
+            return Err(format!(
+                "entry header missing ({} entries missing)",
+                self.remaining
+            ));
+        };
+        let kind =
+            Kind::from_u8(kind_byte).ok_or_else(|| format!("unknown entry kind {kind_byte}"))?;
+        let key_at = self.pos.saturating_add(1);
+        // Both lengths below 128, one byte each: the common case, and within the limits.
+        if let Some(&[k, v]) = self.bytes.get(key_at..key_at.saturating_add(2)) {
+            if k < 0x80 && v < 0x80 {
+                return Ok((kind, usize::from(k), usize::from(v), key_at + 2));
+            }
+        }
+        let (key_len, key_len_len) = self.len_at(key_at, "key_len")?;
+        let value_at = key_at.saturating_add(key_len_len);
+        let (value_len, value_len_len) = self.len_at(value_at, "value_len")?;
+        check_entry_lens(key_len, value_len)?;
+        Ok((
+            kind,
+            key_len,
+            value_len,
+            value_at.saturating_add(value_len_len),
+        ))
     }
 }
 
@@ -164,27 +219,13 @@ impl<'a> Iterator for EntryIter<'a> {
             }
             return None;
         }
-        let (Some(&kind_byte), Some(key_len), Some(value_len)) = (
-            self.bytes.get(self.pos),
-            self.u32_at(self.pos.saturating_add(1)),
-            self.u32_at(self.pos.saturating_add(5)),
-        ) else {
-            return self.fail(format!(
-                "entry header needs {ENTRY_HEADER_LEN} bytes, {left} left ({} entries missing)",
-                self.remaining
-            ));
+        let (kind, key_len, value_len, key_start) = match self.header() {
+            Ok(h) => h,
+            Err(reason) => return self.fail(reason),
         };
-        let Some(kind) = Kind::from_u8(kind_byte) else {
-            return self.fail(format!("unknown entry kind {kind_byte}"));
-        };
-        let (key_len, value_len) = (key_len as usize, value_len as usize);
-        if let Err(reason) = check_entry_lens(key_len, value_len) {
-            return self.fail(reason);
-        }
         if kind == Kind::Delete && value_len != 0 {
             return self.fail(format!("delete entry with a {value_len}-byte value"));
         }
-        let key_start = self.pos.saturating_add(ENTRY_HEADER_LEN);
         let key_end = key_start.saturating_add(key_len);
         let value_end = key_end.saturating_add(value_len);
         let (Some(key), Some(value)) = (
@@ -223,7 +264,11 @@ mod tests {
         b.put(b"", b"");
         b.delete(b"zz");
         assert_eq!(b.count(), 3);
-        assert_eq!(b.encoded_len(), 3 * ENTRY_HEADER_LEN + 4);
+        // Each header is 3 bytes (kind, 1-byte key_len, 1-byte value_len).
+        assert_eq!(b.encoded_len(), 3 * 3 + 4);
+        assert_eq!(b.as_bytes()[..5], [1, 1, 1, b'a', b'1']);
+        let lens = encoded_len(1, 1) + encoded_len(0, 0) + encoded_len(2, 0);
+        assert_eq!(lens, b.encoded_len());
         let got: Vec<_> = b.iter().map(|r| r.unwrap()).collect();
         assert_eq!(
             got,
@@ -244,6 +289,12 @@ mod tests {
         b.put(&key, &[1; 70_000]);
         let (_, k, v) = b.iter().next().unwrap().unwrap();
         assert_eq!((k.len(), v.len()), (MAX_KEY_LEN, 70_000));
+        // 65 536 and 70 000 both take 3 varint bytes.
+        assert_eq!(b.encoded_len(), 1 + 3 + 3 + MAX_KEY_LEN + 70_000);
+        assert_eq!(
+            encoded_len(MAX_KEY_LEN, MAX_VALUE_LEN),
+            MAX_ENTRY_HEADER_LEN + MAX_KEY_LEN + MAX_VALUE_LEN
+        );
     }
 
     #[test]
@@ -257,10 +308,11 @@ mod tests {
         let mut b = BatchEntries::new();
         b.put(b"k", b"v");
         let good = b.as_bytes().to_vec();
+        assert_eq!(good, [1, 1, 1, b'k', b'v']);
         // Too few entries for the count.
         let mut it = EntryIter::new(&good, 2);
         assert!(it.next().unwrap().is_ok());
-        assert_eq!(offset_of(it.next().unwrap().unwrap_err()), 11);
+        assert_eq!(offset_of(it.next().unwrap().unwrap_err()), 5);
         assert!(it.next().is_none());
         // Leftover bytes.
         let mut it = EntryIter::new(&good, 0);
@@ -274,13 +326,27 @@ mod tests {
         let mut bad = good.clone();
         bad[0] = 0;
         assert!(EntryIter::new(&bad, 1).next().unwrap().is_err());
-        // Oversized and overrunning lengths.
-        for (at, v) in [(1usize, u32::MAX), (1, 65_537), (5, 1 << 29), (5, 2)] {
-            let mut bad = good.clone();
-            bad[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        // Oversized, overrunning, overlong and over-wide lengths: (key_len, value_len)
+        // encodings, each rejected at the entry's offset.
+        let cases: [(&[u8], &[u8], &str); 5] = [
+            (&[0x81, 0x80, 0x04], &[1], "key length 65537"),
+            (&[1], &[0x80, 0x80, 0x80, 0x80, 0x02], "value length"),
+            (&[1], &[2], "overruns"),
+            (&[0x81, 0x00], &[1], "overlong"),
+            (&[1], &[0xff, 0xff, 0xff, 0xff, 0x1f], "too long"),
+        ];
+        for (key_len, value_len, why) in cases {
+            let mut bad = vec![1];
+            bad.extend_from_slice(key_len);
+            bad.extend_from_slice(value_len);
+            bad.extend_from_slice(b"kv");
             let mut it = EntryIter::new(&bad, 1);
-            assert_eq!(offset_of(it.next().unwrap().unwrap_err()), 0);
+            let e = it.next().unwrap().unwrap_err();
+            assert!(e.to_string().contains(why), "{why}: {e}");
+            assert_eq!(offset_of(e), 0);
         }
+        let e = EntryIter::new(&[1, 0x80], 1).next().unwrap().unwrap_err();
+        assert!(e.to_string().contains("truncated varint key_len"), "{e}");
         // Every truncation fails cleanly.
         for cut in 0..good.len() {
             assert!(EntryIter::new(&good[..cut], 1).any(|r| r.is_err()));

@@ -4,6 +4,9 @@
 //! visible, so a crash loses nothing that was acknowledged as durable. This crate owns the
 //! segment format (specified byte by byte in `docs/format/wal.md`) and its two sides:
 //!
+//! Format v2 is written; v1 segments (written before it) are still read, their entries
+//! converted to the v2 encoding, so callers see one encoding.
+//!
 //! - Writing: [`BatchEntries`] encodes a batch's entries; [`SegmentWriter`] appends one
 //!   checksummed frame per batch, a whole commit group in a single write, and fsyncs on
 //!   request. Each frame records how much of the segment was known fsynced when it was
@@ -28,11 +31,16 @@ mod batch;
 pub mod envelope;
 mod error;
 mod frame;
+mod header;
 mod reader;
+mod v1;
+mod varint;
 mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v1;
 
 pub use batch::{check_entry_lens, BatchEntries, EntryIter};
 pub use error::Error;
@@ -46,13 +54,15 @@ pub const MAX_VALUE_LEN: usize = 1 << 28;
 /// The largest frame payload (`len`), in bytes (1 GiB).
 pub const MAX_FRAME_LEN: usize = 1 << 30;
 /// The largest encoded batch ([`BatchEntries::encoded_len`]) one record can carry: a frame
-/// payload less its header. Callers check a batch against it before committing, since a
-/// larger one can never be logged.
-pub const MAX_BATCH_BYTES: usize = MAX_FRAME_LEN - frame::PAYLOAD_HEADER_LEN;
+/// payload less its longest header. Callers check a batch against it before committing,
+/// since a larger one can never be logged.
+pub const MAX_BATCH_BYTES: usize = MAX_FRAME_LEN - frame::MAX_PAYLOAD_HEADER_LEN;
 
-/// The bytes an entry with a key and value of these lengths adds to a batch's encoding.
+/// The bytes an entry with a key and value of these lengths adds to a batch's encoding:
+/// the key and value, a kind byte and the two lengths as varints (3 bytes of header for
+/// lengths below 128).
 pub const fn entry_encoded_len(key_len: usize, value_len: usize) -> usize {
-    batch::ENTRY_HEADER_LEN + key_len + value_len
+    batch::encoded_len(key_len, value_len)
 }
 
 /// The file name of segment `log_number`: at least six decimal digits, then `.wal`

@@ -2,8 +2,9 @@
 //! and corruption.
 
 use crate::batch::EntryIter;
-use crate::frame::{checked_payload, decode_frame, FRAME_HEADER_LEN, PAYLOAD_HEADER_LEN};
-use crate::Error;
+use crate::frame::{self, Chain, Seed, MIN_PAYLOAD_LEN};
+use crate::header::{self, Format, HEADER_LEN};
+use crate::{v1, Error};
 use bytes::Bytes;
 use chronokv_snapshot::Version;
 use chronokv_vfs::Vfs;
@@ -40,12 +41,24 @@ pub struct Record {
 }
 
 impl Record {
+    pub(crate) fn new(offset: u64, h: &frame::Header, entries: Bytes) -> Self {
+        Record {
+            offset,
+            first_version: Version(h.first_version),
+            commit_micros: h.commit_micros,
+            count: h.count,
+            durable_offset: h.durable_offset,
+            entries,
+        }
+    }
+
     /// The record's entries; they were validated, so the iterator yields no errors.
     pub fn entries(&self) -> EntryIter<'_> {
         EntryIter::new(&self.entries, self.count)
     }
 
-    /// The encoded entries (a slice of the segment's buffer; cheap to clone).
+    /// The encoded entries, in the v2 encoding whatever the segment's format (a slice of
+    /// the segment's buffer, or for a v1 segment of its converted entries; cheap to clone).
     pub fn entry_bytes(&self) -> &Bytes {
         &self.entries
     }
@@ -108,7 +121,11 @@ pub fn read_segment(
     mode: RecoveryMode,
 ) -> Result<SegmentContents, Error> {
     let data = Bytes::from(vfs.read(path).map_err(|e| Error::io(path, e))?);
-    let (records, damage) = scan(&data, log_number);
+    let format = Format::of(&data);
+    let (records, damage) = match format {
+        Format::V1 => v1::scan(&data, log_number),
+        Format::V2 => scan(&data, log_number).map_err(|r| Error::corruption(path, 0, r))?,
+    };
     let Some(damage) = damage else {
         return Ok(SegmentContents {
             records,
@@ -131,13 +148,7 @@ pub fn read_segment(
             ),
         )),
         RecoveryMode::TolerateTornTail => {
-            // Planted bug (G6): any damage in the newest segment is taken for a torn tail,
-            // even before data a later frame records as synced.
-            let durable_after = if chronokv_vfs::bug!("wal-midlog-truncate") {
-                None
-            } else {
-                find_durable_frame_after(&data, log_number, damage.offset)
-            };
+            let durable_after = durable_frame_after(&data, format, log_number, at);
             match durable_after {
                 Some((c, durable)) => Err(Error::corruption(
                     path,
@@ -157,87 +168,102 @@ pub fn read_segment(
     }
 }
 
-/// Decodes frames from the start until the end of `data` or the first damage.
-fn scan(data: &Bytes, log_number: u64) -> (Vec<Record>, Option<Damage>) {
-    let mut records = Vec::new();
-    let mut pos = 0usize;
-    let mut expected: Option<u64> = None;
-    while pos < data.len() {
-        let damage = |reason: String| Damage {
-            offset: pos as u64,
-            reason,
-        };
-        let frame = match decode_frame(data, pos, log_number) {
-            Ok(f) => f,
-            Err(reason) => return (records, Some(damage(reason))),
-        };
-        let h = frame.header;
-        if h.durable_offset > pos as u64 {
-            let reason = format!(
-                "durable_offset {} lies beyond the frame's own offset",
-                h.durable_offset
-            );
-            return (records, Some(damage(reason)));
-        }
-        if let Some(e) = expected {
-            if h.first_version != e {
-                let reason = format!(
-                    "version discontinuity: expected first_version {e}, found {}",
-                    h.first_version
-                );
-                return (records, Some(damage(reason)));
-            }
-        }
-        let Some(next) = h.first_version.checked_add(u64::from(h.count)) else {
-            let reason = format!(
-                "versions overflow: first_version {} + count {}",
-                h.first_version, h.count
-            );
-            return (records, Some(damage(reason)));
-        };
-        expected = Some(next);
-        records.push(Record {
-            offset: pos as u64,
-            first_version: Version(h.first_version),
-            commit_micros: h.commit_micros,
-            count: h.count,
-            durable_offset: h.durable_offset,
-            entries: data.slice(frame.entries),
-        });
-        pos += frame.total_len;
+/// The torn-tail scan of the segment's format: an intact frame past the damage at
+/// `damaged` that records data past it as synced (its offset and `durable_offset`).
+fn durable_frame_after(
+    data: &[u8],
+    format: Format,
+    log_number: u64,
+    damaged: u64,
+) -> Option<(u64, u64)> {
+    // Planted bug (G6): any damage in the newest segment is taken for a torn tail, even
+    // before data a later frame records as synced.
+    if chronokv_vfs::bug!("wal-midlog-truncate") {
+        return None;
     }
-    (records, None)
+    match format {
+        Format::V1 => v1::find_durable_frame_after(data, log_number, damaged),
+        Format::V2 => find_durable_frame_after(data, log_number, damaged),
+    }
 }
 
-/// Looks past damage at `damaged` for a frame that is intact (checksum and log number) and
-/// claims that data past `damaged` had been synced when it was written. Returns its offset
-/// and `durable_offset`.
-///
-/// Cheap: a candidate must carry the log number at `candidate + 8` and a plausible
-/// `durable_offset` (in `damaged + 1 ..= candidate`) and length before any checksum runs.
-fn find_durable_frame_after(data: &[u8], log_number: u64, damaged: u64) -> Option<(u64, u64)> {
-    let log = log_number.to_le_bytes();
-    let first = usize::try_from(damaged).ok()?.checked_add(1)?;
-    let min_frame = FRAME_HEADER_LEN + PAYLOAD_HEADER_LEN;
-    let last = data.len().checked_sub(min_frame)?;
-    for c in first..=last {
-        let p = c + FRAME_HEADER_LEN;
-        if data.get(p..p + 8) != Some(&log[..]) {
-            continue;
+/// Decodes a v2 segment: its header, then frames until the end of `data` or the first
+/// damage. `Err` is a header of a newer format: not damage, whatever the mode.
+fn scan(data: &Bytes, log_number: u64) -> Result<(Vec<Record>, Option<Damage>), String> {
+    let mut records = Vec::new();
+    match header::check(data, log_number) {
+        Ok(()) => {}
+        Err(header::Bad::Damaged(reason)) => {
+            return Ok((records, Some(Damage { offset: 0, reason })))
         }
-        let Some(durable) = data
-            .get(p + 8..p + 16)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-        else {
-            continue;
-        };
-        if durable <= damaged || durable > c as u64 {
-            continue;
-        }
-        if checked_payload(data, c).is_ok() {
-            return Some((c as u64, durable));
+        Err(header::Bad::Unsupported(v)) => {
+            return Err(format!(
+                "segment format version {v} is newer than this reader's ({})",
+                header::VERSION
+            ))
         }
     }
-    None
+    let seed = Seed::new(log_number);
+    let mut chain = Chain::default();
+    let mut pos = HEADER_LEN;
+    while pos < data.len() {
+        match frame_at(data, pos, &seed, chain) {
+            Ok((record, next, end)) => {
+                records.push(record);
+                chain = next;
+                pos = end;
+            }
+            Err(reason) => {
+                let offset = pos as u64;
+                return Ok((records, Some(Damage { offset, reason })));
+            }
+        }
+    }
+    Ok((records, None))
+}
+
+/// The record of the frame at `pos`, fully checked, the state after it and its end.
+fn frame_at(
+    data: &Bytes,
+    pos: usize,
+    seed: &Seed,
+    chain: Chain,
+) -> Result<(Record, Chain, usize), String> {
+    let raw = frame::parse(data, pos, seed)?;
+    let (h, next) = chain.next(&raw)?;
+    let entries = data.slice(raw.entries.clone());
+    for item in EntryIter::new(&entries, h.count) {
+        if let Err(e) = item {
+            let (off, reason) = match e {
+                Error::Corruption { offset, reason, .. } => (offset, reason),
+                other => (0, other.to_string()),
+            };
+            return Err(format!(
+                "bad entries at file offset {}: {reason}",
+                (raw.entries.start as u64).saturating_add(off)
+            ));
+        }
+    }
+    Ok((Record::new(pos as u64, &h, entries), next, raw.end))
+}
+
+/// Looks past damage at `damaged` in a v2 segment for a frame that is intact (its checksum
+/// covers the log number) and claims that data past `damaged` had been synced when it was
+/// written. Returns its offset and `durable_offset`.
+///
+/// `frame::parse` checks the length, the varints and the `durable` field (which must lie
+/// in `damaged + 1 ..= candidate`, tested here before the checksum runs) first, so most
+/// offsets are rejected without a checksum.
+fn find_durable_frame_after(data: &[u8], log_number: u64, damaged: u64) -> Option<(u64, u64)> {
+    let seed = Seed::new(log_number);
+    let first = usize::try_from(damaged).ok()?.checked_add(1)?;
+    let last = data.len().checked_sub(5 + MIN_PAYLOAD_LEN)?;
+    (first..=last).find_map(|c| {
+        let durable = frame::durable_at(data, c)?;
+        if durable <= damaged {
+            return None;
+        }
+        let raw = frame::parse(data, c, &seed).ok()?;
+        Some((c as u64, raw.durable_offset))
+    })
 }

@@ -1,7 +1,10 @@
 //! Tests of the writer and reader together: round trips, golden bytes, torn tails versus
-//! corruption, and fuzzing of the decoder.
+//! corruption, and fuzzing of the decoder. Segments are written in format v2 by the
+//! writer; `tests_v1` reads v1 segments and mixes of both.
 
-use crate::frame::{FRAME_HEADER_LEN, PAYLOAD_HEADER_LEN};
+use crate::frame;
+use crate::frame::{MAX_FRAME_HEADER_LEN, MAX_PAYLOAD_HEADER_LEN};
+use crate::header::HEADER_LEN;
 use crate::*;
 use chronokv_snapshot::{Kind, Version};
 use chronokv_vfs::{MemFs, RealFs, Vfs};
@@ -47,8 +50,31 @@ fn small_batch(i: u8) -> BatchEntries {
     b
 }
 
+/// The golden batch of `docs/format/wal.md`: put("k", "v1"), delete("x").
+pub(crate) fn golden_entries() -> BatchEntries {
+    let mut b = BatchEntries::new();
+    b.put(b"k", b"v1");
+    b.delete(b"x");
+    b
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The golden v2 segment of `docs/format/wal.md`: log 7, one record at version 42,
+/// commit_micros 1_700_000_000_000_000, the golden batch, written to a fresh segment.
+const GOLDEN_V2: &str = "\
+    89434b5657414cff dec20390 24000000 \
+    0700000000000000 0800000000000000 0200000000000000 0000000000000000 00000000 \
+    27cee8c7 15 \
+    00 2a 8080f9c0c1c48203 02 \
+    01 01 02 6b 7631 \
+    00 01 00 78";
+
 /// Writes the given batches, one append each, syncing after each append if `sync`.
-/// Returns the segment path and the frame boundaries (start offsets plus the end).
+/// Returns the segment path and the frame boundaries (the first frame's offset, after the
+/// header, then each frame's end).
 fn write_segment(
     fs: &MemFs,
     dir: &Path,
@@ -56,7 +82,7 @@ fn write_segment(
     sync: bool,
 ) -> (PathBuf, Vec<u64>) {
     let mut w = SegmentWriter::create(fs, dir, LOG).unwrap();
-    let mut bounds = vec![0];
+    let mut bounds = vec![HEADER_LEN as u64];
     let mut v = 1;
     for b in batches {
         w.append(&[RecordRef {
@@ -184,7 +210,7 @@ fn round_trip_many_records() {
 #[test]
 fn golden_segment_bytes() {
     let (fs, dir) = setup();
-    let b = crate::frame::tests::golden_entries();
+    let b = golden_entries();
     let mut w = SegmentWriter::create(&fs, &dir, 7).unwrap();
     w.append(&[RecordRef {
         first_version: Version(42),
@@ -194,11 +220,16 @@ fn golden_segment_bytes() {
     .unwrap();
     assert_eq!(w.path(), Path::new("/db/wal/000007.wal"));
     let bytes = fs.read(w.path()).unwrap();
-    let expect: String = crate::frame::tests::GOLDEN.split_whitespace().collect();
-    assert_eq!(crate::frame::tests::hex(&bytes), expect);
+    let expect: String = GOLDEN_V2.split_whitespace().collect();
+    assert_eq!(hex(&bytes), expect);
+    assert_eq!(bytes.len(), 78);
     let c = read(&fs, w.path(), true, RecoveryMode::AbsoluteConsistency).unwrap();
     assert_eq!(c.records.len(), 1);
-    assert_eq!(c.records[0].last_version(), Version(43));
+    let r = &c.records[0];
+    assert_eq!((r.offset, r.count, r.durable_offset()), (52, 2, 0));
+    assert_eq!(r.commit_micros, 1_700_000_000_000_000);
+    assert_eq!(r.last_version(), Version(43));
+    assert_eq!(owned(r), owned_of(&b));
 }
 
 #[test]
@@ -295,38 +326,52 @@ fn a_group_is_one_write_and_a_failed_write_poisons_the_writer() {
     assert!(c.damage.is_some());
 }
 
+/// What reading the first `cut` bytes of a segment with frame boundaries `bounds` must
+/// give: the whole records, and the damage offset unless `cut` is a boundary. An empty
+/// file is an empty segment; a cut inside the header is damage at 0.
+fn expected_after_cut(bounds: &[u64], cut: u64) -> (usize, Option<u64>) {
+    if cut == 0 {
+        return (0, None);
+    }
+    if cut < bounds[0] {
+        return (0, Some(0));
+    }
+    let whole = bounds.iter().filter(|&&b| b <= cut).count() - 1;
+    (whole, (!bounds.contains(&cut)).then(|| bounds[whole]))
+}
+
+/// Every cut of the segment at `path` is a torn tail when newest, and an error when
+/// not newest or in `AbsoluteConsistency` mode, unless it falls on a boundary.
+pub(crate) fn check_every_cut(fs: &MemFs, path: &Path, log: u64, bounds: &[u64]) {
+    let full = fs.read(path).unwrap();
+    for cut in 0..=full.len() {
+        let mut f = fs.create(path).unwrap();
+        f.write_all(&full[..cut]).unwrap();
+        let (whole, damage) = expected_after_cut(bounds, cut as u64);
+        for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
+            let c = read_segment(fs, path, log, true, mode).unwrap();
+            assert_eq!(c.records.len(), whole, "cut {cut}");
+            assert_eq!(c.damage.map(|d| d.offset), damage, "cut {cut}");
+        }
+        for (newest, mode) in [
+            (false, RecoveryMode::TolerateTornTail),
+            (true, RecoveryMode::AbsoluteConsistency),
+        ] {
+            let r = read_segment(fs, path, log, newest, mode);
+            match damage {
+                None => assert_eq!(r.unwrap().records.len(), whole),
+                Some(at) => assert_eq!(corruption_offset(r), at, "cut {cut}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn truncation_at_every_offset() {
     let (fs, dir) = setup();
     for sync in [false, true] {
         let (path, bounds) = three_records(&fs, &dir, sync);
-        let full = fs.read(&path).unwrap();
-        for cut in 0..=full.len() {
-            let cut_path = dir.join(segment_file_name(LOG));
-            let mut f = fs.create(&cut_path).unwrap();
-            f.write_all(&full[..cut]).unwrap();
-            let whole = bounds.iter().filter(|&&b| b <= cut as u64).count() - 1;
-            let at_boundary = bounds.contains(&(cut as u64));
-            for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
-                let c = read(&fs, &cut_path, true, mode).unwrap();
-                assert_eq!(c.records.len(), whole, "cut {cut}");
-                assert_eq!(c.damage.is_none(), at_boundary, "cut {cut}");
-                if let Some(d) = &c.damage {
-                    assert_eq!(d.offset, bounds[whole]);
-                }
-            }
-            for (newest, mode) in [
-                (false, RecoveryMode::TolerateTornTail),
-                (true, RecoveryMode::AbsoluteConsistency),
-            ] {
-                let r = read(&fs, &cut_path, newest, mode);
-                if at_boundary {
-                    assert_eq!(r.unwrap().records.len(), whole);
-                } else {
-                    assert_eq!(corruption_offset(r), bounds[whole], "cut {cut}");
-                }
-            }
-        }
+        check_every_cut(&fs, &path, LOG, &bounds);
     }
 }
 
@@ -452,51 +497,89 @@ fn zero_filled_and_garbage_tails() {
 #[test]
 fn log_number_mismatch() {
     let (fs, dir) = setup();
-    let (path, bounds) = three_records(&fs, &dir, true);
-    // The whole file read as another log: the first frame is damaged; with later frames
-    // also foreign, nothing claims synced data for log 8, so newest tolerates it.
+    let (path, _) = three_records(&fs, &dir, true);
+    // The whole file read as another log: the header is damaged; with every frame's
+    // checksum also wrong for log 8, nothing claims synced data, so newest tolerates it.
     let c = read_segment(&fs, &path, 8, true, RecoveryMode::TolerateTornTail).unwrap();
     assert!(c.records.is_empty());
-    assert!(c.damage.unwrap().reason.contains("belongs to log 7"));
+    let d = c.damage.unwrap();
+    assert!(d.reason.contains("belongs to log 7"), "{}", d.reason);
+    assert_eq!(d.offset, 0);
     assert!(read_segment(&fs, &path, 8, false, RecoveryMode::TolerateTornTail).is_err());
-    // A stale frame from log 6 spliced into the middle of log 7's synced data.
-    let full = fs.read(&path).unwrap();
-    let other = PathBuf::from("/db/wal/000006.wal");
-    let mut w = SegmentWriter::create(&fs, &dir, 6).unwrap();
-    let b = small_batch(1);
-    w.append(&[RecordRef {
-        first_version: Version(3),
-        commit_micros: 1003,
-        entries: &b,
-    }])
-    .unwrap();
-    let stale = fs.read(&other).unwrap();
-    assert_eq!(stale.len() as u64, bounds[2] - bounds[1]);
-    let mut spliced = full.clone();
-    spliced[bounds[1] as usize..bounds[2] as usize].copy_from_slice(&stale);
+}
+
+#[test]
+fn a_stale_frame_from_another_segment_is_rejected() {
+    // Frame 1 of log 7 re-encoded exactly as log 6 would have written it at the same place
+    // (same offset, fields and entries: the bytes differ only in the checksum, which is
+    // valid for log 6), spliced over the real frame 1 in synced data.
+    let (fs, dir) = setup();
+    let (path, bounds) = three_records(&fs, &dir, true);
+    let mut bytes = fs.read(&path).unwrap();
+    let c = read(&fs, &path, false, RecoveryMode::AbsoluteConsistency).unwrap();
+    let chain = frame::Chain {
+        next_version: Some(c.records[0].next_version().get()),
+        micros: c.records[0].commit_micros,
+    };
+    let r = &c.records[1];
+    let h = frame::Header {
+        durable_offset: r.durable_offset(),
+        first_version: r.first_version.get(),
+        commit_micros: r.commit_micros,
+        count: r.count,
+    };
+    let mut stale = Vec::new();
+    frame::encode(
+        &mut stale,
+        &frame::Seed::new(6),
+        bounds[1],
+        chain,
+        &h,
+        r.entry_bytes(),
+    );
+    let real = &bytes[bounds[1] as usize..bounds[2] as usize];
+    assert_eq!(stale.len(), real.len());
+    assert_ne!(stale[..4], real[..4]);
+    assert_eq!(stale[4..], real[4..]);
+    bytes[bounds[1] as usize..bounds[2] as usize].copy_from_slice(&stale);
     let mut f = fs.create(&path).unwrap();
-    f.write_all(&spliced).unwrap();
+    f.write_all(&bytes).unwrap();
     let r = read(&fs, &path, true, RecoveryMode::TolerateTornTail);
     assert_eq!(corruption_offset(r), bounds[1]);
+    let c = read(&fs, &path, true, RecoveryMode::PointInTime).unwrap();
+    assert!(c.damage.unwrap().reason.contains("checksum"));
+    // A whole segment of log 6 copied over log 7's file: its header names log 6.
+    let mut w = SegmentWriter::create(&fs, &dir, 6).unwrap();
+    w.append(&[RecordRef {
+        first_version: Version(1),
+        commit_micros: 0,
+        entries: &small_batch(0),
+    }])
+    .unwrap();
+    let copied = fs.read(w.path()).unwrap();
+    let mut f = fs.create(&path).unwrap();
+    f.write_all(&copied).unwrap();
+    let r = read(&fs, &path, false, RecoveryMode::TolerateTornTail);
+    assert_eq!(corruption_offset(r), 0);
 }
 
 #[test]
 fn version_discontinuity_is_damage() {
     let (fs, dir) = setup();
-    // Two writers' frames glued together: versions 1..=2 then 10..=11.
+    // Two writers' frames glued together: versions 1..=6 then 10..=11.
     let (p1, _) = three_records(&fs, &dir, false);
     let a = fs.read(&p1).unwrap();
     let mut w = SegmentWriter::create(&fs, &dir, LOG).unwrap();
     let b = small_batch(0);
     w.append(&[RecordRef {
         first_version: Version(10),
-        commit_micros: 0,
+        commit_micros: 2000,
         entries: &b,
     }])
     .unwrap();
     let second = fs.read(w.path()).unwrap();
     let mut glued = a.clone(); // records with versions 1, 3, 5
-    glued.extend_from_slice(&second); // then version 10
+    glued.extend_from_slice(&second[HEADER_LEN..]); // then version 10, without its header
     let mut f = fs.create(w.path()).unwrap();
     f.write_all(&glued).unwrap();
     let c = read(&fs, w.path(), true, RecoveryMode::PointInTime).unwrap();
@@ -504,6 +587,29 @@ fn version_discontinuity_is_damage() {
     let d = c.damage.unwrap();
     assert_eq!(d.offset, a.len() as u64);
     assert!(d.reason.contains("discontinuity"), "{}", d.reason);
+}
+
+#[test]
+fn writer_refuses_a_commit_time_that_goes_back() {
+    let (fs, dir) = setup();
+    let mut w = SegmentWriter::create(&fs, &dir, LOG).unwrap();
+    let b = small_batch(0);
+    let r = |v, t| RecordRef {
+        first_version: Version(v),
+        commit_micros: t,
+        entries: &b,
+    };
+    w.append(&[r(1, 5000)]).unwrap();
+    let len = w.len();
+    assert!(matches!(
+        w.append(&[r(3, 5000), r(5, 4999)]),
+        Err(Error::Refused { .. })
+    ));
+    assert_eq!(w.len(), len);
+    w.append(&[r(3, 5000), r(5, 6000)]).unwrap();
+    let c = read(&fs, w.path(), false, RecoveryMode::AbsoluteConsistency).unwrap();
+    let times: Vec<u64> = c.records.iter().map(|r| r.commit_micros).collect();
+    assert_eq!(times, [5000, 5000, 6000]);
 }
 
 #[test]
@@ -691,19 +797,32 @@ proptest! {
     #[test]
     fn random_bytes_after_a_plausible_header_never_panic(
         len in 0u32..200, count in any::<u32>(), body in proptest::collection::vec(any::<u8>(), 0..200)) {
-        // Frames with a correct checksum and log number but arbitrary entries.
+        // v2: a valid segment header, then a frame with a correct checksum and arbitrary
+        // fields and entries.
+        let mut payload = Vec::new();
+        crate::varint::put(&mut payload, 0);
+        crate::varint::put(&mut payload, 1);
+        crate::varint::put(&mut payload, 0);
+        crate::varint::put(&mut payload, u64::from(count));
+        payload.extend_from_slice(&body);
+        payload.truncate(len as usize);
+        let mut framed = Vec::new();
+        crate::varint::put(&mut framed, payload.len() as u64);
+        framed.extend_from_slice(&payload);
+        let mut seg = crate::header::encode(LOG).to_vec();
+        seg.extend_from_slice(&frame::Seed::new(LOG).crc(&framed).to_le_bytes());
+        seg.extend_from_slice(&framed);
+        check_never_panics(&seg, None);
+        // v1: the same with a v1 frame.
         let mut payload = Vec::new();
         payload.extend_from_slice(&LOG.to_le_bytes());
-        payload.extend_from_slice(&[0; 16]);
-        payload.extend_from_slice(&[0; 8]);
+        payload.extend_from_slice(&[0; 24]);
         payload.extend_from_slice(&count.to_le_bytes());
         payload.extend_from_slice(&body);
         payload.truncate(len as usize);
-        let l = payload.len() as u32;
-        let mut frame = crate::frame::frame_crc(l.to_le_bytes(), &payload).to_le_bytes().to_vec();
-        frame.extend_from_slice(&l.to_le_bytes());
-        frame.extend_from_slice(&payload);
-        check_never_panics(&frame, None);
+        let mut v1 = Vec::new();
+        envelope::encode(&payload, &mut v1);
+        check_never_panics(&v1, None);
     }
 
     #[test]
@@ -722,6 +841,8 @@ proptest! {
 
 #[test]
 fn frame_constants_match_the_docs() {
-    assert_eq!(FRAME_HEADER_LEN, 8);
-    assert_eq!(PAYLOAD_HEADER_LEN, 36);
+    assert_eq!(HEADER_LEN, 52);
+    assert_eq!(MAX_FRAME_HEADER_LEN, 9);
+    assert_eq!(MAX_PAYLOAD_HEADER_LEN, 35);
+    assert_eq!(MAX_BATCH_BYTES, (1 << 30) - 35);
 }

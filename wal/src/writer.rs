@@ -1,6 +1,7 @@
 //! [`SegmentWriter`]: appends frames to one segment, group-commit style.
 
-use crate::frame::{encode_frame, Header, FRAME_HEADER_LEN, PAYLOAD_HEADER_LEN};
+use crate::frame::{self, Chain, Header, Seed, MAX_FRAME_HEADER_LEN, MAX_PAYLOAD_HEADER_LEN};
+use crate::header::{self, HEADER_LEN};
 use crate::{segment_file_name, BatchEntries, Error, MAX_FRAME_LEN};
 use chronokv_snapshot::Version;
 use chronokv_vfs::{Vfs, WritableFile};
@@ -18,10 +19,11 @@ pub struct RecordRef<'a> {
     pub entries: &'a BatchEntries,
 }
 
-/// Appends records to one WAL segment.
+/// Appends records to one WAL segment, in format v2 (the segment header goes out with the
+/// first append, so a segment never appended to stays an empty file).
 ///
-/// The writer enforces what the reader will check: every frame fits the limits and records
-/// carry contiguous versions. After any failed write or sync the writer is poisoned (the
+/// The writer enforces what the reader will check: every frame fits the limits, records
+/// carry contiguous versions and commit times that do not go back. After any failed write or sync the writer is poisoned (the
 /// file's contents past the last sync are unknown) and refuses further work; the engine must
 /// rotate to a new segment or stop.
 #[derive(Debug)]
@@ -30,8 +32,10 @@ pub struct SegmentWriter {
     path: PathBuf,
     log_number: u64,
     synced_len: u64,
-    /// The `first_version` the next record must have, once one record was appended.
-    next_version: Option<u64>,
+    /// The version and time the last appended record left (`next_version` is `None`
+    /// before the first append).
+    chain: Chain,
+    seed: Seed,
     poisoned: bool,
     buf: Vec<u8>,
 }
@@ -51,7 +55,8 @@ impl SegmentWriter {
             path,
             log_number,
             synced_len: 0,
-            next_version: None,
+            chain: Chain::default(),
+            seed: Seed::new(log_number),
             poisoned: false,
             buf: Vec::new(),
         })
@@ -61,9 +66,10 @@ impl SegmentWriter {
     /// frame records the synced length at call time as its `durable_offset`. Nothing is
     /// durable until [`SegmentWriter::sync`].
     ///
-    /// Fails without writing anything if a record is too large for a frame or its versions
+    /// Fails without writing anything if a record is too large for a frame, its versions
     /// do not continue the previous record's (`first_version == prev.first_version +
-    /// prev.count`); empty batches are allowed and consume no versions.
+    /// prev.count`) or its commit time is before the previous record's; empty batches are
+    /// allowed and consume no versions.
     pub fn append(&mut self, records: &[RecordRef<'_>]) -> Result<(), Error> {
         self.append_all(records.iter().copied())
     }
@@ -75,50 +81,37 @@ impl SegmentWriter {
         I: Iterator<Item = RecordRef<'a>> + Clone,
     {
         self.check_usable()?;
-        let mut next = self.next_version;
-        let mut total = 0usize;
-        for r in records.clone() {
-            let first = r.first_version.get();
-            let payload = PAYLOAD_HEADER_LEN + r.entries.encoded_len();
-            if payload > MAX_FRAME_LEN {
-                return Err(Error::refused(
-                    &self.path,
-                    format!(
-                        "record of {payload} bytes exceeds the {MAX_FRAME_LEN}-byte frame limit"
-                    ),
-                ));
-            }
-            if let Some(expected) = next {
-                if first != expected {
-                    return Err(Error::refused(
-                        &self.path,
-                        format!(
-                            "non-contiguous versions: expected first_version {expected}, got {first}"
-                        ),
-                    ));
-                }
-            }
-            next = Some(
-                first
-                    .checked_add(u64::from(r.entries.count()))
-                    .ok_or_else(|| Error::refused(&self.path, "version overflow".to_string()))?,
-            );
-            total += FRAME_HEADER_LEN + payload;
-        }
+        let total = self.check_records(records.clone())?;
         if total == 0 {
             return Ok(());
         }
         self.buf.clear();
-        self.buf.reserve(total);
+        let mut at = self.file.len();
+        if at == 0 {
+            self.buf.reserve(HEADER_LEN + total);
+            self.buf.extend_from_slice(&header::encode(self.log_number));
+            at = HEADER_LEN as u64;
+        } else {
+            self.buf.reserve(total);
+        }
+        let mut chain = self.chain;
         for r in records {
             let h = Header {
-                log_number: self.log_number,
                 durable_offset: self.synced_len,
                 first_version: r.first_version.get(),
                 commit_micros: r.commit_micros,
                 count: r.entries.count(),
             };
-            encode_frame(&mut self.buf, &h, r.entries.as_bytes());
+            let start = self.buf.len();
+            chain = frame::encode(
+                &mut self.buf,
+                &self.seed,
+                at,
+                chain,
+                &h,
+                r.entries.as_bytes(),
+            );
+            at += (self.buf.len() - start) as u64;
         }
         let res = self.file.write_all(&self.buf);
         // Do not keep a huge buffer alive between groups.
@@ -129,8 +122,48 @@ impl SegmentWriter {
             self.poisoned = true;
             return Err(Error::io(&self.path, e));
         }
-        self.next_version = next;
+        self.chain = chain;
         Ok(())
+    }
+
+    /// Checks every record against the limits and the chain of versions and times; returns
+    /// an upper bound of the bytes their frames take (0 for no records).
+    fn check_records<'a>(
+        &self,
+        records: impl Iterator<Item = RecordRef<'a>>,
+    ) -> Result<usize, Error> {
+        let mut chain = self.chain;
+        let mut total = 0usize;
+        for r in records {
+            let first = r.first_version.get();
+            let payload = MAX_PAYLOAD_HEADER_LEN + r.entries.encoded_len();
+            let refuse = |reason: String| Err(Error::refused(&self.path, reason));
+            if payload > MAX_FRAME_LEN {
+                return refuse(format!(
+                    "record of {payload} bytes exceeds the {MAX_FRAME_LEN}-byte frame limit"
+                ));
+            }
+            if let Some(expected) = chain.next_version.filter(|&e| e != first) {
+                return refuse(format!(
+                    "non-contiguous versions: expected first_version {expected}, got {first}"
+                ));
+            }
+            if r.commit_micros < chain.micros {
+                return refuse(format!(
+                    "commit time {} is before the previous record's {}",
+                    r.commit_micros, chain.micros
+                ));
+            }
+            let Some(next) = first.checked_add(u64::from(r.entries.count())) else {
+                return refuse("version overflow".to_string());
+            };
+            chain = Chain {
+                next_version: Some(next),
+                micros: r.commit_micros,
+            };
+            total += MAX_FRAME_HEADER_LEN + payload;
+        }
+        Ok(total)
     }
 
     /// Makes everything appended so far durable (fsync) and remembers the synced length,
@@ -189,6 +222,6 @@ impl SegmentWriter {
     /// The `first_version` the next record must carry, once a record was
     /// appended (`None` before the first append).
     pub fn next_version(&self) -> Option<Version> {
-        self.next_version.map(Version)
+        self.chain.next_version.map(Version)
     }
 }
