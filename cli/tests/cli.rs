@@ -231,11 +231,11 @@ fn verify_finds_a_truncated_wal_and_a_missing_run_and_reports_both() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("wal-torn-tail: db/000007.wal at offset 0: frame of 62 bytes extends past the end of the file"),
+        stdout.contains("wal-torn-tail: db/000007.wal at offset 52: frame of 28 bytes extends past the end of the file"),
         "{stdout}"
     );
     let err = fails(d, &["dump-wal", "db/000007.wal"]);
-    assert!(err.contains("db/000007.wal at offset 0"), "{err}");
+    assert!(err.contains("db/000007.wal at offset 52"), "{err}");
 
     std::fs::remove_file(d.join("db/000008.arrow")).unwrap();
     let out = ckv(d)
@@ -253,7 +253,8 @@ fn verify_finds_a_truncated_wal_and_a_missing_run_and_reports_both() {
         .collect();
     assert_eq!(kinds, vec!["missing-run", "wal-torn-tail"], "{v}");
     assert_eq!(v["problems"][0]["file"], "db/000008.arrow");
-    assert_eq!(v["problems"][1]["offset"], 0);
+    // The torn frame starts after the 52-byte segment header.
+    assert_eq!(v["problems"][1]["offset"], 52);
     // The store does not open; the error names the missing file.
     let err = fails(d, &["--db", "db", "scan"]);
     assert!(
