@@ -389,7 +389,7 @@ fn check_shape(b: &DecodedBlock, e: &IndexEntry, first: &[u8], last: &[u8]) -> R
 }
 
 /// Every row: kinds, times, internal order, versions within the index entry's bounds.
-fn check_rows(b: &DecodedBlock, e: &IndexEntry) -> Result<(), String> {
+pub(crate) fn check_rows(b: &DecodedBlock, e: &IndexEntry) -> Result<(), String> {
     let n = b.len();
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     for i in 0..n {

@@ -206,6 +206,13 @@ impl RunReader {
     /// [`Rows`].
     fn block_filling(&self, i: usize, fill_cache: bool) -> Result<Arc<DecodedBlock>, Error> {
         if let Some(b) = self.cache.get(self.id, i as u32) {
+            if !fill_cache {
+                // Only blocks read for the cache are in it, and their rows were trusted:
+                // a compaction read checks them before it carries them into a new run.
+                let e = &self.private.entries[i];
+                block::check_rows(&b, e)
+                    .map_err(|r| Error::corrupt(&self.path, e.msg_offset, r))?;
+            }
             return Ok(b);
         }
         let rows = if fill_cache {
