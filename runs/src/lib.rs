@@ -38,15 +38,3 @@ pub use writer::{Compression, RunMeta, RunWriter, RunWriterOptions};
 
 #[cfg(test)]
 mod tests;
-
-/// Fuzz builds may bypass the checksum comparisons (tail, footer, private region, blocks)
-/// to reach the decoders behind them; see `chronokv_vfs::fuzzing`. Always false otherwise.
-#[cfg(fuzzing)]
-fn checksums_skipped() -> bool {
-    chronokv_vfs::fuzzing::checksums_skipped()
-}
-
-#[cfg(not(fuzzing))]
-const fn checksums_skipped() -> bool {
-    false
-}

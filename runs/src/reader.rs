@@ -87,7 +87,7 @@ impl RunReader {
         let tail_footer = read(tail_start, (len - 10 - tail_start) as usize)?;
         let (tail_bytes, footer) = tail_footer.split_at(TAIL_LEN);
         let tail = Tail::decode(tail_bytes).map_err(|r| corrupt(tail_start, &r))?;
-        if crc32fast::hash(footer) != tail.footer_crc && !crate::checksums_skipped() {
+        if !chronokv_vfs::checksum_accepts(tail.footer_crc, crc32fast::hash(footer)) {
             return Err(corrupt(footer_start, "footer checksum mismatch"));
         }
         let p_start = tail.private_offset;
@@ -102,7 +102,7 @@ impl RunReader {
         let eos = p_start - 8;
         let eos_region = read(eos, (tail_start - eos) as usize)?;
         let (eos_bytes, region) = eos_region.split_at(8);
-        if crc32fast::hash(region) != tail.private_crc && !crate::checksums_skipped() {
+        if !chronokv_vfs::checksum_accepts(tail.private_crc, crc32fast::hash(region)) {
             return Err(corrupt(p_start, "private region checksum mismatch"));
         }
         if eos_bytes != crate::framing::EOS {

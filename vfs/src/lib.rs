@@ -43,6 +43,18 @@ macro_rules! bug {
     };
 }
 
+/// Whether a checksum read from a file accepts the one computed over its bytes: equal, or,
+/// in a fuzz build whose target bypasses checksums ([`fuzzing`]), always, so the fuzzer
+/// reaches the decoders behind them. Every checksum comparison of the WAL, manifest, run
+/// and backup decoders goes through here.
+pub fn checksum_accepts(stored: u32, computed: u32) -> bool {
+    #[cfg(fuzzing)]
+    if fuzzing::checksums_skipped() {
+        return true;
+    }
+    stored == computed
+}
+
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;

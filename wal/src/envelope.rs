@@ -59,20 +59,19 @@ pub fn check(data: &[u8], at: usize, max_len: usize) -> Result<Range<usize>, Str
             HEADER_LEN + len_usize
         ));
     };
-    let actual = crc(len.to_le_bytes(), payload);
-    // Fuzz builds may bypass the comparison to reach the decoders behind it.
-    #[cfg(fuzzing)]
-    let actual = if chronokv_vfs::fuzzing::checksums_skipped() {
-        stored
-    } else {
-        actual
-    };
-    if actual != stored {
-        return Err(format!(
-            "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
-        ));
-    }
+    check_checksum(stored, crc(len.to_le_bytes(), payload))?;
     Ok(start..end)
+}
+
+/// `Err` naming both values if the `stored` checksum does not accept the `computed` one
+/// (`chronokv_vfs::checksum_accepts`).
+pub(crate) fn check_checksum(stored: u32, computed: u32) -> Result<(), String> {
+    if chronokv_vfs::checksum_accepts(stored, computed) {
+        return Ok(());
+    }
+    Err(format!(
+        "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+    ))
 }
 
 #[cfg(test)]

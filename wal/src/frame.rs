@@ -256,20 +256,8 @@ pub(crate) fn parse(data: &[u8], at: usize, seed: &Seed) -> Result<Raw, String> 
 }
 
 fn check_crc(data: &[u8], at: usize, end: usize, stored: u32, seed: &Seed) -> Result<(), String> {
-    let actual = seed.crc(data.get(at + 4..end).unwrap_or_default());
-    // Fuzz builds may bypass the comparison to reach the decoders behind it.
-    #[cfg(fuzzing)]
-    let actual = if chronokv_vfs::fuzzing::checksums_skipped() {
-        stored
-    } else {
-        actual
-    };
-    if actual != stored {
-        return Err(format!(
-            "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
-        ));
-    }
-    Ok(())
+    let computed = seed.crc(data.get(at + 4..end).unwrap_or_default());
+    crate::envelope::check_checksum(stored, computed)
 }
 
 /// The `durable_offset` the frame at `at` would claim, from its first two varints alone

@@ -179,15 +179,7 @@ impl BackupMeta {
         let mut stored = [0u8; 4];
         stored.copy_from_slice(&bytes[body_len..]);
         let stored = u32::from_le_bytes(stored);
-        let actual = crc32fast::hash(&bytes[..body_len]);
-        // Fuzz builds may bypass the comparison to reach the parser behind it.
-        #[cfg(fuzzing)]
-        let actual = if chronokv_vfs::fuzzing::checksums_skipped() {
-            stored
-        } else {
-            actual
-        };
-        if actual != stored {
+        if !chronokv_vfs::checksum_accepts(stored, crc32fast::hash(&bytes[..body_len])) {
             return Err(bad(body_len, "backup metadata checksum mismatch".into()));
         }
         let mut r = Reader::new(&bytes[..body_len], 8, "backup metadata");
