@@ -66,7 +66,7 @@ pub(crate) fn layout(private: &Private) -> RunLayout {
                 RunFilter::Legacy(_) => "standard",
             },
             probes: filter.probes(),
-            bytes: filter.encode().len(),
+            bytes: filter.encoded_len(),
         },
         codec: if private.codec == CODEC_ZSTD {
             "zstd"

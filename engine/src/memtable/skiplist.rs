@@ -331,7 +331,7 @@ impl SkipList {
         w.chunks
             .iter()
             .map(|c| match c {
-                Chunk::Mapped(m) => m.len().next_multiple_of(PAGE),
+                Chunk::Mapped(m) => chunk_bytes(m.len()),
                 Chunk::Heap(..) => 0,
             })
             .sum()

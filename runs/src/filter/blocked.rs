@@ -191,6 +191,7 @@ fn expected_rate(bits: f64, k: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::RunFilter;
     use crate::index::fingerprint;
 
     fn fps(range: std::ops::Range<u64>) -> Vec<u64> {
@@ -239,6 +240,10 @@ mod tests {
         let filter = BlockedBloom::build(&fps(0..3000), 0.02).unwrap();
         let bytes = filter.encode();
         assert_eq!(bytes.len(), HEADER + filter.bitmap_len());
+        assert_eq!(
+            RunFilter::Blocked(filter.clone()).encoded_len(),
+            bytes.len()
+        );
         assert_eq!(BlockedBloom::decode(&bytes).unwrap(), filter);
     }
 

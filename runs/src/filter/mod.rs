@@ -72,6 +72,14 @@ impl RunFilter {
         }
     }
 
+    /// The length of [`RunFilter::encode`]'s bytes, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            RunFilter::Blocked(f) => blocked::HEADER + f.bitmap_len(),
+            RunFilter::Legacy(f) => f.as_slice().len(),
+        }
+    }
+
     /// The run format whose filter this is.
     pub fn format(&self) -> u32 {
         match self {
