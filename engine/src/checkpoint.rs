@@ -176,8 +176,7 @@ impl Inner {
             return Ok(());
         }
         let state = &mut pinned.state;
-        let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
-        let number = state.next_file_number.max(highest_run + 1).max(1);
+        let number = memtable_run_number(state);
         let path = files::run_path(dir, number);
         let meta = self.write_run_file(&path, &mem)?;
         info.runs += 1;
@@ -188,6 +187,14 @@ impl Inner {
         info.version = state.flushed_version;
         Ok(())
     }
+}
+
+/// The file number of the run a read-only handle's memtable becomes in a copy of `state`
+/// (a checkpoint or a backup): after every number `state` names or has handed out, so the
+/// run is newer than every run copied with it.
+pub(crate) fn memtable_run_number(state: &TreeState) -> u64 {
+    let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
+    state.next_file_number.max(highest_run + 1).max(1)
 }
 
 /// Creates `dir` (and its parents) if missing, refuses a directory that holds anything, and

@@ -102,11 +102,12 @@ impl Db {
     /// [`Db::open_read_only`] does (the manifest, its runs, the WAL) and then replaces the
     /// handle's whole state at once, so no read ever sees half of an old and half of a new
     /// state. Runs the handle already holds are kept open (and their cached blocks), so a
-    /// refresh reads the manifest, the runs new since, and the WAL. Returns true if the latest version changed. Snapshots, iterators,
-    /// transactions and change feeds taken before keep reading the state they began with
-    /// (they hold its runs open, even once the writer deleted the files); subscriptions
-    /// taken before end ([`crate::Received::Ended`]): subscribe again. If the read fails,
-    /// the handle keeps its state. A writable `Db` is always current: this is an
+    /// refresh reads the manifest, the runs new since, and the WAL. Returns true if the
+    /// latest version changed. Snapshots, iterators, transactions and change feeds taken
+    /// before keep reading the state they began with (they hold its runs open, even once
+    /// the writer deleted the files); subscriptions taken before end
+    /// ([`crate::Received::Ended`]): subscribe again. If the read fails, the handle keeps
+    /// its state. A writable `Db` is always current: this is an
     /// [`Error::InvalidArgument`] there.
     pub fn refresh(&mut self) -> Result<bool> {
         if !self.is_read_only() {

@@ -21,14 +21,14 @@
 //! writes nothing into its store: the WAL records it replayed are written into the backup
 //! as one more level-0 run instead, so the backup holds every version the handle sees, and
 //! a run the writer compacted away since the handle opened it is written again from the
-//! open reader (`Inner::rewrite_run`). Copies are written as `.tmp`, fsynced and renamed, the `runs/` folder is
-//! fsynced, and the metadata is written last the same way (temp, fsync, rename, directory
-//! fsync), so a crash leaves either a complete backup or none (plus unreferenced copies that
-//! the next `delete` collects).
+//! open reader (`Inner::rewrite_run`). Copies are written as `.tmp`, fsynced and renamed,
+//! the `runs/` folder is fsynced, and the metadata is written last the same way (temp,
+//! fsync, rename, directory fsync), so a crash leaves either a complete backup or none
+//! (plus unreferenced copies that the next `delete` collects).
 
 pub(crate) mod format;
 
-use crate::checkpoint::{copy_file_with, prepare_empty_dir, write_manifest};
+use crate::checkpoint::{copy_file_with, memtable_run_number, prepare_empty_dir, write_manifest};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::manifest::{RunDesc, TreeState};
@@ -318,8 +318,7 @@ impl BackupEngine {
         if mem.is_empty() {
             return Ok(None);
         }
-        let highest_run = state.runs.keys().next_back().copied().unwrap_or(0);
-        let number = state.next_file_number.max(highest_run + 1).max(1);
+        let number = memtable_run_number(state);
         let run = self.write_run(number, |path| {
             let meta = db.inner().write_run_file_on(self.vfs.clone(), path, &mem)?;
             Ok(RunDesc::new(0, number, &meta))
