@@ -112,6 +112,49 @@ fn a_torn_wal_tail_is_cut_and_the_rest_recovered() {
     }
 }
 
+/// The WAL preallocates its newest segment (docs/format/wal.md, "Preallocated segments"):
+/// after a power loss it ends in zeros and the synced commits survive; recovery cuts the
+/// zeros before it starts a new segment, and a closed store's segments end at their last
+/// frame, so even `AbsoluteConsistency`, which takes zeros for damage, opens it. In that
+/// mode the engine does not preallocate, so a crash leaves no zeros to refuse.
+#[test]
+fn a_preallocated_segment_recovers_and_a_closed_store_ends_in_frames() {
+    let absolute = |fs: &MemFs| Options {
+        recovery_mode: RecoveryMode::AbsoluteConsistency,
+        ..common::mem_options(fs, 1 << 20)
+    };
+    let fs = MemFs::new();
+    let db = common::open_mem(&fs, 1 << 20);
+    for i in 0..50u32 {
+        let mut b = WriteBatch::new();
+        b.put(format!("k{i:02}"), format!("v{i}"));
+        db.write_with(b, Durability::Sync).unwrap();
+    }
+    let crashed = fs.crash_clone();
+    drop(db);
+    let wal = Path::new("/db").join(&wal_files(&crashed)[0]);
+    assert_eq!(
+        crashed.file_size(&wal).unwrap(),
+        256 << 10,
+        "a quarter memtable"
+    );
+    assert!(Db::open("/db", absolute(&crashed.crash_clone())).is_err());
+    let db = common::open_mem(&crashed, 1 << 20);
+    assert_eq!(common::all(&db).len(), 50);
+    db.close().unwrap();
+    let db = Db::open("/db", absolute(&crashed)).expect("no segment ends in zeros");
+    assert_eq!(common::all(&db).len(), 50);
+    for i in 50..60u32 {
+        let mut b = WriteBatch::new();
+        b.put(format!("k{i:02}"), format!("v{i}"));
+        db.write_with(b, Durability::Sync).unwrap();
+    }
+    let crashed = crashed.crash_clone();
+    drop(db);
+    let db = Db::open("/db", absolute(&crashed)).expect("nothing preallocated");
+    assert_eq!(common::all(&db).len(), 60);
+}
+
 /// Found by the harness's recovery stage: recovery starts a new WAL segment, so if it was
 /// interrupted, the next open read the torn segment as an older one, "fully synced", and
 /// refused to open. Recovery now cuts the torn tail off (atomically) before it starts the

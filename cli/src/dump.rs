@@ -318,6 +318,7 @@ pub fn wal(ctx: &Ctx, out: &mut dyn Write, path: &Path, log_number: Option<u64>)
                 "entries": entry_json(r),
             })).collect::<Vec<_>>(),
             "damage": contents.damage.as_ref().map(|d| json!({"offset": d.offset, "reason": d.reason})),
+            "preallocated_from": contents.preallocated,
         });
         serde_json::to_writer_pretty(&mut *out, &v)?;
         writeln!(out)?;
@@ -334,6 +335,12 @@ pub fn wal(ctx: &Ctx, out: &mut dyn Write, path: &Path, log_number: Option<u64>)
                 b.last_version()
             )?,
             _ => writeln!(out, "records     {}", records.len())?,
+        }
+        if let Some(at) = contents.preallocated {
+            writeln!(
+                out,
+                "zeros       from offset {at} (preallocated space past the last frame)"
+            )?;
         }
         for rec in records {
             writeln!(out)?;

@@ -478,7 +478,7 @@ impl Db {
                 Ok(()) if chronokv_vfs::bug!("close-skips-wal-sync") => Ok(()),
                 Ok(()) => wal
                     .segment()
-                    .and_then(|segment| segment.sync().map_err(Error::from)),
+                    .and_then(|segment| segment.finish().map_err(Error::from)),
                 // Nothing more can be made durable (or, read-only, nothing was written);
                 // reopening recovers what is.
                 Err(_) => Ok(()),

@@ -28,7 +28,6 @@ use chronokv_compaction::Strategy;
 use chronokv_runs::{BlockCache, Compression, RunMeta, RunReader, RunWriter, RunWriterOptions};
 use chronokv_snapshot::{TimeIndex, Version};
 use chronokv_vfs::{DirLock, Vfs};
-use chronokv_wal::SegmentWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -255,7 +254,7 @@ impl Inner {
         let synced = if chronokv_vfs::bug!("rotate-skips-wal-sync") {
             Ok(())
         } else {
-            wal.segment()?.sync()
+            wal.segment()?.finish()
         };
         if let Err(e) = synced {
             let e = Error::from(e);
@@ -263,11 +262,8 @@ impl Inner {
             return Err(e);
         }
         let number = self.alloc_file_number();
-        let writer = SegmentWriter::create(self.vfs.as_ref(), &self.dir, number).map_err(|e| {
-            let e = Error::from(e);
-            self.poison(&e);
-            e
-        })?;
+        let writer = crate::writer::create_segment(&self.opts, &self.dir, number)
+            .inspect_err(|e| self.poison(e))?;
         wal.writer = Some(writer);
         self.tree.swap_memtables(|current| {
             let mut next = current.clone();

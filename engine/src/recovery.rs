@@ -30,7 +30,7 @@ use crate::writer::WalState;
 use chronokv_runs::{BlockCache, RunReader};
 use chronokv_snapshot::{to_commit_time, TimeIndex, Version};
 use chronokv_vfs::Vfs;
-use chronokv_wal::{RecoveryMode, SegmentWriter};
+use chronokv_wal::RecoveryMode;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -68,8 +68,8 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
         torn,
     } = load(&vfs, dir, state, &opts, &Held::default())?;
     // Recovery is about to start a newer segment, after which this one counts as older and
-    // fully synced: cut its torn tail off first, or a recovery interrupted from here on
-    // would leave a store the next open refuses as corrupt.
+    // fully synced: cut its torn tail (or preallocated zeros) off first, or a recovery
+    // interrupted from here on would leave a store the next open refuses as corrupt.
     // Planted bug (G6): keep the torn tail.
     if let Some((path, valid)) = torn.filter(|_| !chronokv_vfs::bug!("recovery-keeps-torn-tail")) {
         cut_torn_tail(vfs.as_ref(), dir, &path, valid)?;
@@ -88,7 +88,7 @@ pub fn open(dir: &Path, opts: Options) -> Result<Arc<Inner>> {
     let manifest = ManifestWriter::create(vfs.as_ref(), dir, manifest_number, &state, &times)?;
     let wal_number = state.next_file_number;
     state.next_file_number += 1;
-    let writer = SegmentWriter::create(vfs.as_ref(), dir, wal_number)?;
+    let writer = crate::writer::create_segment(&opts, dir, wal_number)?;
     let view = View {
         active: Arc::new(Memtable::new(wal_number)),
         immutables: Vec::new(),
@@ -146,7 +146,8 @@ pub(crate) struct Loaded {
     pub wal_numbers: Vec<u64>,
     pub replayed: Arc<Memtable>,
     pub last_version: Version,
-    /// The newest segment's torn tail, if one was tolerated: its path and valid length.
+    /// The newest segment's torn tail, if one was tolerated, or its preallocated zeros: its
+    /// path and valid length.
     pub torn: Option<(PathBuf, u64)>,
 }
 
@@ -288,8 +289,9 @@ fn open_runs(
 }
 
 /// Replays WAL segments into `mem` and their commit times into `times`; returns the last
-/// recovered version and, if the newest segment had a torn tail that was tolerated, its path
-/// and the length of its valid prefix.
+/// recovered version and, if the newest segment had a torn tail that was tolerated or ends
+/// in preallocated zeros, its path and the length of its valid prefix: the tail to cut
+/// before a newer segment makes this one older.
 fn replay(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -338,7 +340,11 @@ fn replay(
             Some(_) if mode == RecoveryMode::PointInTime => break,
             // Only the newest segment's damage is tolerated in this mode.
             Some(d) if mode == RecoveryMode::TolerateTornTail => torn = Some((path, d.offset)),
-            _ => {}
+            _ => {
+                if let Some(at) = contents.preallocated {
+                    torn = Some((path, at));
+                }
+            }
         }
     }
     Ok((Version(last), torn))

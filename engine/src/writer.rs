@@ -13,12 +13,33 @@
 
 use crate::error::{Error, Result};
 use crate::lock_order::{Guard, Level, OrderedMutex};
+use crate::options::{Options, RecoveryMode};
 use crate::queue::CommitQueue;
 use chronokv_snapshot::Version;
 use chronokv_wal::SegmentWriter;
 use parking_lot::{Condvar, Mutex};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Creates WAL segment `number` in `dir`, preallocating as [`wal_preallocation`] says.
+pub fn create_segment(opts: &Options, dir: &Path, number: u64) -> Result<SegmentWriter> {
+    let writer = SegmentWriter::create(opts.vfs.as_ref(), dir, number)?;
+    Ok(writer.preallocating(wal_preallocation(opts)))
+}
+
+/// How far ahead a WAL segment is preallocated (`SegmentWriter::preallocating`): a quarter
+/// of a memtable, between 64 KiB and 4 MiB, so a segment grows in a few steps and a reader
+/// of a live or crashed segment reads at most one step of zeros. Off under
+/// `RecoveryMode::AbsoluteConsistency`, which takes any damage for an error: the zeros a
+/// crash leaves past the last frame would make every crash fatal there.
+pub fn wal_preallocation(opts: &Options) -> u64 {
+    if opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
+        return 0;
+    }
+    let quarter = (opts.memtable_size / 4) as u64;
+    quarter.clamp(64 << 10, 4 << 20)
+}
 
 /// The WAL segment being written and the last version handed out. Held by the commit
 /// leader for the whole group, and by `flush` to seal the memtable.

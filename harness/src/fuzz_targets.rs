@@ -82,6 +82,14 @@ pub fn wal_segment(data: &[u8]) {
             let Ok(contents) = read_segment(&fs, &path, log_number, newest, mode) else {
                 continue;
             };
+            if let Some(at) = contents.preallocated {
+                // Preallocated space: only the newest segment's, never under
+                // AbsoluteConsistency, never with damage, and nothing but zeros.
+                assert!(newest && mode != RecoveryMode::AbsoluteConsistency);
+                assert!(contents.damage.is_none(), "zeros and damage both reported");
+                let tail = usize::try_from(at).ok().and_then(|at| data.get(at..));
+                assert!(tail.is_some_and(|t| !t.is_empty() && t.iter().all(|&b| b == 0)));
+            }
             let mut next: Option<Version> = None;
             for rec in &contents.records {
                 assert!(

@@ -15,6 +15,10 @@
 //!   zeros (pages reach the disk in any order).
 //! - `TornWrite`: the synced state, except that each file keeps a random number of whole
 //!   512-byte sectors of its unsynced tail followed by one sector of zeros or garbage.
+//!
+//! A file's size set by `set_size` survives as of its last sync; in `RandomPages` mode an
+//! unsynced size change survives or not at random (a journaled file system commits
+//! metadata on its own schedule). Past the bytes kept, a file reads as zeros up to it.
 
 use crate::mem::{MetaOp, State};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,12 +27,25 @@ use std::path::PathBuf;
 /// The shape of the file system just before a mutating call.
 #[derive(Debug, Clone)]
 pub(crate) struct CrashPoint {
-    /// Per inode: (bytes written, bytes synced).
-    pub(crate) lens: HashMap<u64, (usize, usize)>,
+    /// Per inode: its lengths.
+    pub(crate) lens: HashMap<u64, Lens>,
     pub(crate) durable: BTreeMap<PathBuf, u64>,
     pub(crate) meta_log: Vec<MetaOp>,
     pub(crate) dirs: BTreeSet<PathBuf>,
     pub(crate) next_inode: u64,
+}
+
+/// One file's lengths at a crash point.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Lens {
+    /// Bytes written.
+    pub(crate) written: usize,
+    /// Bytes synced.
+    pub(crate) synced: usize,
+    /// The size `set_size` gave it (0 if never set).
+    pub(crate) size: usize,
+    /// That size as of the last sync.
+    pub(crate) synced_size: usize,
 }
 
 /// Which unsynced state a simulated power loss keeps. See the module documentation.
@@ -93,7 +110,8 @@ pub(crate) fn image(p: &CrashPoint, now: &State, mode: CrashMode) -> State {
     };
     let mut inodes = HashMap::new();
     for &id in names.values() {
-        let (written, synced) = p.lens.get(&id).copied().unwrap_or((0, 0));
+        let lens = p.lens.get(&id).copied().unwrap_or_default();
+        let (written, synced) = (lens.written, lens.synced);
         let all = now.data(id);
         let written = written.min(all.len());
         let synced = synced.min(written);
@@ -126,6 +144,22 @@ pub(crate) fn image(p: &CrashPoint, now: &State, mode: CrashMode) -> State {
                 }
             }
             _ => {}
+        }
+        // Drawn only for a file whose size changed since its last sync, so images of
+        // files that never had one stay as they were.
+        let unsynced_size_kept = match rng.as_mut() {
+            Some(rng) if matches!(mode, CrashMode::RandomPages { .. }) => {
+                lens.size != lens.synced_size && rng.next() & 1 == 1
+            }
+            _ => false,
+        };
+        let size = if unsynced_size_kept {
+            lens.size
+        } else {
+            lens.synced_size
+        };
+        if data.len() < size {
+            data.resize(size, 0);
         }
         let synced_len = data.len();
         inodes.insert(id, (data, synced_len));
@@ -188,6 +222,35 @@ mod tests {
             assert!(data.len() <= 100 + 3 * 4096);
         }
         assert_eq!(saw, [true, true], "both sides of the rename occur");
+    }
+
+    /// An image keeps a file's synced size (zeros past its bytes); in `RandomPages` mode an
+    /// unsynced size change survives in some images and not in others.
+    #[test]
+    fn images_keep_the_synced_size_and_sometimes_an_unsynced_one() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.record_crash_points();
+        let mut f = fs.create(Path::new("/d/a")).unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        f.write_all(&[1u8; 100]).unwrap();
+        f.set_size(8192).unwrap();
+        f.sync().unwrap();
+        f.set_size(100).unwrap();
+        let _ = fs.sync_dir(Path::new("/nowhere"));
+        let last = fs.crash_points() - 1;
+        let img = fs.crash_image(last, CrashMode::SyncedOnly).unwrap();
+        let data = img.read(Path::new("/d/a")).unwrap();
+        assert_eq!(data.len(), 8192);
+        assert!(data[..100].iter().all(|&x| x == 1) && data[100..].iter().all(|&x| x == 0));
+        let mut lens = std::collections::BTreeSet::new();
+        for seed in 0..32 {
+            let img = fs
+                .crash_image(last, CrashMode::RandomPages { seed })
+                .unwrap();
+            lens.insert(img.read(Path::new("/d/a")).unwrap().len());
+        }
+        assert_eq!(lens.into_iter().collect::<Vec<_>>(), vec![100, 8192]);
     }
 
     #[test]

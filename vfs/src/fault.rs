@@ -70,6 +70,8 @@ pub enum MutatingOp {
     SyncDir,
     /// A hard link.
     Link,
+    /// A change of an open file's size ([`WritableFile::set_size`](crate::WritableFile::set_size)).
+    SetSize,
 }
 
 /// A mutating call that failed because of a planned fault.
@@ -263,6 +265,16 @@ impl WritableFile for FaultFile {
 
     fn len(&self) -> u64 {
         self.inner.len()
+    }
+
+    fn set_size(&mut self, size: u64) -> io::Result<()> {
+        if let Some(e) = self.ctl.mutate(MutatingOp::SetSize, &self.path) {
+            return Err(e);
+        }
+        if self.ctl.fail_writes.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner.set_size(size)
     }
 }
 

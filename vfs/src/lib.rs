@@ -67,8 +67,22 @@ pub trait WritableFile: Send + Debug {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
-    /// The number of bytes written so far (the file's length).
+    /// The number of bytes written so far: where the next append goes. The file may be
+    /// longer (see [`WritableFile::set_size`]).
     fn len(&self) -> u64;
+    /// Sets the file's size without moving the append position ([`WritableFile::len`]):
+    /// past the bytes written the file reads as zeros, and appends overwrite them. The WAL
+    /// preallocates segments this way, so that a synced append need not make a new file
+    /// size durable as well, and calls it with `len()` to drop what it did not use
+    /// (`docs/format/wal.md`, "Preallocated segments"). A size below `len()` is refused.
+    /// The new size is durable after the next [`WritableFile::sync`].
+    ///
+    /// The default does nothing, which is correct (the file only stays as long as what
+    /// was written) where a file system cannot preallocate.
+    fn set_size(&mut self, size: u64) -> io::Result<()> {
+        let _ = size;
+        Ok(())
+    }
     /// True when nothing was written yet.
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -4,7 +4,9 @@
 //! system: a file's `sync` makes its bytes durable, a directory's `sync_dir` makes its
 //! entries durable. [`MemFs::crash_clone`] returns the state a power loss would leave:
 //! only synced directory entries, each file cut to its synced length. Files are append-only
-//! (chronokv never rewrites a byte), so "synced" is a length.
+//! (chronokv never rewrites a byte), so "synced" is a length. A file's size may run ahead
+//! of its bytes ([`WritableFile::set_size`]): past them it reads as zeros, and the size
+//! survives a power loss once synced.
 //!
 //! For the crash harness, [`MemFs::record_crash_points`] makes every mutating call (create,
 //! write, sync, rename, remove, directory sync) first record a cheap *crash point*: the
@@ -21,8 +23,33 @@ use std::sync::Arc;
 
 #[derive(Debug, Default, Clone)]
 struct Inode {
+    /// The bytes written (appended).
     data: Vec<u8>,
     synced_len: usize,
+    /// The size `set_size` gave the file (0 if never set); past `data` it reads as zeros.
+    size: usize,
+    /// `size` at the last sync: what a power loss keeps.
+    synced_size: usize,
+}
+
+impl Inode {
+    /// The file's length as a reader sees it.
+    fn visible_len(&self) -> usize {
+        self.data.len().max(self.size)
+    }
+
+    /// The file's bytes as a reader sees them: the data, then zeros up to the size.
+    fn contents(&self) -> Vec<u8> {
+        let mut bytes = self.data.clone();
+        bytes.resize(self.visible_len(), 0);
+        bytes
+    }
+
+    /// Turns the zeros past the data into data (test helpers that edit a file in place).
+    fn materialize(&mut self) {
+        let len = self.visible_len();
+        self.data.resize(len, 0);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -114,8 +141,18 @@ impl MemFs {
             if let Some(inode) = s.inodes.get(id) {
                 let mut data = inode.data.clone();
                 data.truncate(inode.synced_len);
+                if data.len() < inode.synced_size {
+                    data.resize(inode.synced_size, 0);
+                }
                 let synced_len = data.len();
-                inodes.insert(*id, Inode { data, synced_len });
+                inodes.insert(
+                    *id,
+                    Inode {
+                        data,
+                        synced_len,
+                        ..Inode::default()
+                    },
+                );
             }
         }
         let state = State {
@@ -177,6 +214,7 @@ impl MemFs {
         let mut s = self.state.lock();
         let id = *s.live.get(path).ok_or_else(|| not_found(path))?;
         let inode = s.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        inode.materialize();
         let byte = inode.data.get_mut(offset).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -193,8 +231,11 @@ impl MemFs {
         let mut s = self.state.lock();
         let id = *s.live.get(path).ok_or_else(|| not_found(path))?;
         let inode = s.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        inode.materialize();
         inode.data.truncate(len);
         inode.synced_len = inode.synced_len.min(len);
+        inode.size = inode.data.len();
+        inode.synced_size = inode.synced_size.min(len);
         Ok(())
     }
 }
@@ -213,6 +254,10 @@ impl WritableFile for MemWritable {
         let inode = s.inodes.get_mut(&self.inode).ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, "file was removed while open")
         })?;
+        // At the append position: past it the data is only ever zeros a test helper
+        // materialized, so writing there keeps the data append-only.
+        let at = self.len as usize;
+        inode.data.truncate(at);
         inode.data.extend_from_slice(buf);
         self.len += buf.len() as u64;
         Ok(())
@@ -224,12 +269,29 @@ impl WritableFile for MemWritable {
         s.file_syncs += 1;
         if let Some(inode) = s.inodes.get_mut(&self.inode) {
             inode.synced_len = inode.data.len();
+            inode.synced_size = inode.size;
         }
         Ok(())
     }
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn set_size(&mut self, size: u64) -> io::Result<()> {
+        if size < self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("size {size} is below the {} bytes written", self.len),
+            ));
+        }
+        let mut s = self.state.lock();
+        s.mutate();
+        let inode = s.inodes.get_mut(&self.inode).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "file was removed while open")
+        })?;
+        inode.size = size as usize;
+        Ok(())
     }
 }
 
@@ -267,7 +329,15 @@ impl State {
             lens: self
                 .inodes
                 .iter()
-                .map(|(id, i)| (*id, (i.data.len(), i.synced_len)))
+                .map(|(id, i)| {
+                    let lens = crate::crash::Lens {
+                        written: i.data.len(),
+                        synced: i.synced_len,
+                        size: i.size,
+                        synced_size: i.synced_size,
+                    };
+                    (*id, lens)
+                })
                 .collect(),
             durable: self.durable.clone(),
             meta_log: self.meta_log.clone(),
@@ -296,7 +366,14 @@ impl State {
         State {
             inodes: inodes
                 .into_iter()
-                .map(|(id, (data, synced_len))| (id, Inode { data, synced_len }))
+                .map(|(id, (data, synced_len))| {
+                    let inode = Inode {
+                        data,
+                        synced_len,
+                        ..Inode::default()
+                    };
+                    (id, inode)
+                })
                 .collect(),
             live: names.clone(),
             durable: names,
@@ -350,16 +427,16 @@ impl Vfs for MemFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        Ok(self.state.lock().inode_of(path)?.data.clone())
+        Ok(self.state.lock().inode_of(path)?.contents())
     }
 
     fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>> {
-        let data = self.state.lock().inode_of(path)?.data.clone();
+        let data = self.state.lock().inode_of(path)?.contents();
         Ok(Arc::new(MemMap(data)))
     }
 
     fn file_size(&self, path: &Path) -> io::Result<u64> {
-        Ok(self.state.lock().inode_of(path)?.data.len() as u64)
+        Ok(self.state.lock().inode_of(path)?.visible_len() as u64)
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -478,6 +555,38 @@ mod tests {
         let after = fs.crash_clone();
         assert_eq!(after.read(&a).unwrap(), b"durable");
         assert_eq!(fs.read(&a).unwrap(), b"durable lost");
+    }
+
+    /// A preallocated file reads as its bytes then zeros; appends overwrite the zeros; a
+    /// crash keeps the size as of the last sync, and a size below the bytes written is
+    /// refused.
+    #[test]
+    fn set_size_preallocates_zeros_that_appends_overwrite() {
+        let (fs, dir) = setup();
+        let a = dir.join("a");
+        let mut f = fs.create(&a).unwrap();
+        fs.sync_dir(&dir).unwrap();
+        f.write_all(b"head").unwrap();
+        f.set_size(10).unwrap();
+        assert_eq!(f.len(), 4, "the append position does not move");
+        assert_eq!(fs.read(&a).unwrap(), b"head\0\0\0\0\0\0");
+        assert_eq!(fs.file_size(&a).unwrap(), 10);
+        assert_eq!(
+            fs.crash_clone().read(&a).unwrap(),
+            b"",
+            "nothing synced yet"
+        );
+        f.sync().unwrap();
+        f.write_all(b"er").unwrap();
+        assert_eq!(fs.read(&a).unwrap(), b"header\0\0\0\0");
+        assert_eq!(fs.crash_clone().read(&a).unwrap(), b"head\0\0\0\0\0\0");
+        assert!(f.set_size(5).is_err());
+        f.set_size(6).unwrap();
+        assert_eq!(fs.read(&a).unwrap(), b"header");
+        // The shrink is durable only once synced.
+        assert_eq!(fs.crash_clone().read(&a).unwrap(), b"head\0\0\0\0\0\0");
+        f.sync().unwrap();
+        assert_eq!(fs.crash_clone().read(&a).unwrap(), b"header");
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub struct RealFs;
 struct RealWritable {
     file: File,
     len: u64,
+    /// The size changed since the last sync: the next one must be an fsync, because
+    /// fdatasync need not persist a size that no written byte depends on (a shrink).
+    resized: bool,
 }
 
 impl WritableFile for RealWritable {
@@ -25,11 +28,31 @@ impl WritableFile for RealWritable {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        if self.resized {
+            self.file.sync_all()?;
+            self.resized = false;
+            return Ok(());
+        }
         self.file.sync_data()
     }
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    /// `ftruncate(2)`: a larger size makes a sparse tail (no blocks are reserved; they are
+    /// allocated as appends fill them, one metadata change per 4 KiB block rather than a
+    /// size change per append).
+    fn set_size(&mut self, size: u64) -> io::Result<()> {
+        if size < self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("size {size} is below the {} bytes written", self.len),
+            ));
+        }
+        self.file.set_len(size)?;
+        self.resized = true;
+        Ok(())
     }
 }
 
@@ -131,7 +154,11 @@ impl Vfs for RealFs {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Box::new(RealWritable { file, len: 0 }))
+        Ok(Box::new(RealWritable {
+            file,
+            len: 0,
+            resized: false,
+        }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -258,6 +285,27 @@ mod tests {
         assert!(RealFs.link(&a, &b).is_err(), "target exists");
         RealFs.remove_file(&a).unwrap();
         assert_eq!(RealFs.read(&b).unwrap(), b"immutable");
+    }
+
+    /// `set_size` extends the file with zeros without moving the append position, and cuts
+    /// it back to what was written; below that it is refused.
+    #[test]
+    fn set_size_preallocates_and_trims() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = RealFs.create(&path).unwrap();
+        f.write_all(b"abc").unwrap();
+        f.set_size(4096).unwrap();
+        f.write_all(b"de").unwrap();
+        f.sync().unwrap();
+        let bytes = RealFs.read(&path).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert_eq!(&bytes[..5], b"abcde");
+        assert!(bytes[5..].iter().all(|&b| b == 0));
+        assert!(f.set_size(4).is_err());
+        f.set_size(f.len()).unwrap();
+        f.sync().unwrap();
+        assert_eq!(RealFs.read(&path).unwrap(), b"abcde");
     }
 
     #[test]

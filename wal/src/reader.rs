@@ -106,8 +106,12 @@ pub struct Damage {
 pub struct SegmentContents {
     /// The valid records, in file order, with contiguous versions.
     pub records: Vec<Record>,
-    /// `None` when the file ended cleanly at a frame boundary.
+    /// `None` when the file ended cleanly at a frame boundary (or in preallocated space).
     pub damage: Option<Damage>,
+    /// Where the zeros of preallocated space start, if the segment ends in them: the newest
+    /// segment of a preallocating writer, read while it writes or after a crash (see
+    /// `docs/format/wal.md`, "Preallocated segments"). The log ends there; not damage.
+    pub preallocated: Option<u64>,
 }
 
 /// Reads and validates the whole segment at `path`, which must be log `log_number`.
@@ -130,14 +134,23 @@ pub fn read_segment(
         return Ok(SegmentContents {
             records,
             damage: None,
+            preallocated: None,
         });
     };
     let at = damage.offset;
+    if format == Format::V2 && is_preallocated_tail(&data, at, is_newest, mode) {
+        return Ok(SegmentContents {
+            records,
+            damage: None,
+            preallocated: Some(at),
+        });
+    }
     match mode {
         RecoveryMode::AbsoluteConsistency => Err(Error::corruption(path, at, damage.reason)),
         RecoveryMode::PointInTime => Ok(SegmentContents {
             records,
             damage: Some(damage),
+            preallocated: None,
         }),
         RecoveryMode::TolerateTornTail if !is_newest => Err(Error::corruption(
             path,
@@ -162,10 +175,23 @@ pub fn read_segment(
                 None => Ok(SegmentContents {
                     records,
                     damage: Some(damage),
+                    preallocated: None,
                 }),
             }
         }
     }
+}
+
+/// Whether the damage at `at` is the preallocated tail of the newest segment: nothing but
+/// zeros from there to the end. Only the newest segment may end so (the writer cuts the
+/// zeros off before it writes a newer one), and not under `AbsoluteConsistency`, where
+/// the engine does not preallocate and zeros stay damage.
+fn is_preallocated_tail(data: &[u8], at: u64, is_newest: bool, mode: RecoveryMode) -> bool {
+    let zeros = usize::try_from(at)
+        .ok()
+        .and_then(|at| data.get(at..))
+        .is_some_and(|tail| tail.iter().all(|&b| b == 0));
+    is_newest && mode != RecoveryMode::AbsoluteConsistency && zeros
 }
 
 /// The torn-tail scan of the segment's format: an intact frame past the damage at

@@ -476,13 +476,25 @@ fn zero_filled_and_garbage_tails() {
         })
         .collect();
     for tail in [vec![0u8; 3], vec![0u8; 4096], garbage] {
+        let zeros = tail.iter().all(|&b| b == 0);
         let mut bytes = full.clone();
         bytes.extend_from_slice(&tail);
         let mut f = fs.create(&path).unwrap();
         f.write_all(&bytes).unwrap();
-        let c = read(&fs, &path, true, RecoveryMode::TolerateTornTail).unwrap();
-        assert_eq!(c.records.len(), 3);
-        assert_eq!(c.damage.unwrap().offset, bounds[3]);
+        for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime] {
+            let c = read(&fs, &path, true, mode).unwrap();
+            assert_eq!(c.records.len(), 3);
+            // Zeros to the end of the newest segment are preallocated space; garbage is damage.
+            let (damage, preallocated) = if zeros {
+                (None, Some(bounds[3]))
+            } else {
+                (Some(bounds[3]), None)
+            };
+            assert_eq!(
+                (c.damage.map(|d| d.offset), c.preallocated),
+                (damage, preallocated)
+            );
+        }
         assert_eq!(
             corruption_offset(read(&fs, &path, false, RecoveryMode::TolerateTornTail)),
             bounds[3]
@@ -492,6 +504,51 @@ fn zero_filled_and_garbage_tails() {
             bounds[3]
         );
     }
+}
+
+/// A preallocating writer grows its segment in whole steps of zeros; a crash (or a live
+/// reader) sees the frames then zeros, which end the newest segment (the synced records
+/// survive, nothing is damage), and `finish` cuts them off so the segment reads clean as
+/// an older one. Unfinished, an older segment's zeros are corruption: why the engine
+/// finishes a segment before it writes the next.
+#[test]
+fn preallocated_segments_grow_in_steps_and_finish_cuts_the_zeros() {
+    let (fs, dir) = setup();
+    let step = 512;
+    let mut w = SegmentWriter::create(&fs, &dir, LOG)
+        .unwrap()
+        .preallocating(step);
+    let mut v = 1;
+    let mut sizes = Vec::new();
+    for i in 0..100u8 {
+        let b = small_batch(i);
+        let r = RecordRef {
+            first_version: Version(v),
+            commit_micros: 1000,
+            entries: &b,
+        };
+        w.append(&[r]).unwrap();
+        w.sync().unwrap();
+        v += u64::from(b.count());
+        let size = fs.file_size(w.path()).unwrap();
+        assert!(size % step == 0 && size >= w.len() && size - w.len() < step);
+        sizes.push(size);
+    }
+    assert!(sizes.first() < sizes.last(), "the segment grew: {sizes:?}");
+    let path = w.path().to_path_buf();
+    let crashed = fs.crash_clone();
+    let live = read(&crashed, &path, true, RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(live.records.len(), 100);
+    assert_eq!((live.damage, live.preallocated), (None, Some(w.len())));
+    assert_eq!(
+        corruption_offset(read(&crashed, &path, false, RecoveryMode::TolerateTornTail)),
+        w.len()
+    );
+    w.finish().unwrap();
+    let finished = fs.crash_clone();
+    assert_eq!(finished.file_size(&path).unwrap(), w.len());
+    let older = read(&finished, &path, false, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!((older.records.len(), older.damage), (100, None));
 }
 
 #[test]
