@@ -14,9 +14,15 @@ use chronokv_snapshot::{Conflict, ConflictTracker, ReadSet, Version};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A group never grows past this many encoded bytes (unless its leader alone is larger).
 const GROUP_BYTES: usize = 4 << 20;
+
+/// How long the leader of a synced group waits for the writers of the previous group to
+/// queue again (see [`CommitQueue::submit`]): a few of their round trips, well under one
+/// fdatasync of a fast device.
+const GATHER_WAIT: Duration = Duration::from_micros(50);
 
 /// One writer's request: a validated batch, whether it must be fsynced before it is
 /// acknowledged, and for a transaction the check its commit must pass.
@@ -117,6 +123,10 @@ impl Slot {
 struct QueueState {
     queue: VecDeque<Arc<Slot>>,
     leader_active: bool,
+    /// Requests in the last group.
+    last_group: usize,
+    /// A leader waits on `CommitQueue::arrived` for writers to queue.
+    gathering: bool,
 }
 
 /// The queue of writers waiting to commit.
@@ -124,6 +134,8 @@ struct QueueState {
 pub struct CommitQueue {
     state: Mutex<QueueState>,
     wake: Condvar,
+    /// Signalled when a writer queues while a leader gathers.
+    arrived: Condvar,
 }
 
 /// The leader's work for one group: given the requests in queue order and their encoded
@@ -138,10 +150,19 @@ impl CommitQueue {
     /// at once: its slot stays on its stack and nothing is allocated for the hand-off
     /// (the usual case of a single writing thread). Writers that arrive meanwhile queue
     /// and wait for it as for any leader.
+    ///
+    /// The leader of a synced group first waits, up to [`GATHER_WAIT`], until as many
+    /// requests are queued as the last group had. Without it, writers that sync split
+    /// into alternating groups: those that queued during a sync form the next group, and
+    /// the one released just before leads a group of its own, so four threads shared
+    /// each fsync by two on average (`docs/benchmarks.md`, "Synced writes and group
+    /// commit"). A lone writer's last group is itself, so it never waits.
     pub fn submit(&self, request: Request, work: &mut GroupWork<'_>) -> Result<Version> {
         let mut q = self.state.lock();
-        if q.queue.is_empty() && !q.leader_active {
+        let gather = request.sync && q.last_group > 1;
+        if q.queue.is_empty() && !q.leader_active && !gather {
             q.leader_active = true;
+            q.last_group = 1;
             drop(q);
             let me = Slot::new(request);
             let bytes = me.batch.encoded_len();
@@ -156,6 +177,9 @@ impl CommitQueue {
         }
         let me = Arc::new(Slot::new(request));
         q.queue.push_back(me.clone());
+        if q.gathering {
+            self.arrived.notify_one();
+        }
         loop {
             if let Some(r) = me.result.lock().take() {
                 return r;
@@ -167,6 +191,9 @@ impl CommitQueue {
             self.wake.wait(&mut q);
         }
         q.leader_active = true;
+        if me.sync {
+            self.gather(&mut q);
+        }
         let mut group = Vec::new();
         let mut bytes = 0;
         while let Some(next) = q.queue.front() {
@@ -177,6 +204,7 @@ impl CommitQueue {
             bytes += len;
             group.extend(q.queue.pop_front());
         }
+        q.last_group = group.len();
         drop(q);
 
         let slots: Vec<&Slot> = group.iter().map(|s| &**s).collect();
@@ -191,6 +219,21 @@ impl CommitQueue {
         drop(q);
         let mine = me.result.lock().take();
         mine.unwrap_or(Err(Error::Closed))
+    }
+}
+
+impl CommitQueue {
+    /// Waits, up to [`GATHER_WAIT`], until as many requests are queued as the last group
+    /// had (see [`CommitQueue::submit`]).
+    fn gather(&self, q: &mut parking_lot::MutexGuard<'_, QueueState>) {
+        let deadline = Instant::now() + GATHER_WAIT;
+        q.gathering = true;
+        while q.queue.len() < q.last_group {
+            if self.arrived.wait_until(q, deadline).timed_out() {
+                break;
+            }
+        }
+        q.gathering = false;
     }
 }
 
@@ -226,13 +269,17 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     fn request(entries: usize) -> Request {
+        request_with(entries, false)
+    }
+
+    fn request_with(entries: usize, sync: bool) -> Request {
         let mut batch = WriteBatch::new();
         for i in 0..entries {
             batch.put(i.to_le_bytes(), b"v");
         }
         Request {
             batch,
-            sync: false,
+            sync,
             check: None,
         }
     }
@@ -241,6 +288,36 @@ mod tests {
     /// writer gets the version its group's work gave it.
     #[test]
     fn every_writer_gets_its_own_outcome_and_works_never_overlap() {
+        writers_on_four_threads(|_, _| false);
+    }
+
+    /// The same with synced requests, whose leaders gather the last group's writers
+    /// first, mixed with buffered ones.
+    #[test]
+    fn gathering_synced_groups_keeps_every_outcome_its_own() {
+        writers_on_four_threads(|t, i| (t + i) % 4 != 0);
+    }
+
+    /// A synced writer left alone after a larger group waits at most `GATHER_WAIT` for
+    /// writers that do not come, then commits alone, and the next one leads at once.
+    #[test]
+    fn a_lone_synced_writer_after_a_group_commits_alone() {
+        let queue = CommitQueue::default();
+        queue.state.lock().last_group = 3;
+        let mut sizes = Vec::new();
+        for _ in 0..2 {
+            let v = queue.submit(request_with(1, true), &mut |group, _| {
+                sizes.push(group.len());
+                group[0].set_outcome(Ok(Version(1)));
+                Ok(())
+            });
+            assert_eq!(v.unwrap(), Version(1));
+        }
+        assert_eq!(sizes, vec![1, 1]);
+        assert_eq!(queue.state.lock().last_group, 1);
+    }
+
+    fn writers_on_four_threads(sync: fn(usize, usize) -> bool) {
         let queue = CommitQueue::default();
         let last = AtomicU64::new(0);
         let working = AtomicBool::new(false);
@@ -253,7 +330,7 @@ mod tests {
                             .map(|i| {
                                 let entries = 1 + (t + i) % 3;
                                 let v = queue
-                                    .submit(request(entries), &mut |group, _| {
+                                    .submit(request_with(entries, sync(t, i)), &mut |group, _| {
                                         assert!(!working.swap(true, Ordering::SeqCst));
                                         // Let the others queue behind this group.
                                         std::thread::yield_now();
