@@ -93,6 +93,8 @@ mod tests {
             output_level: 1,
             target_run_size: u64::MAX,
             bottommost: true,
+            grandparents: Vec::new(),
+            max_grandparent_overlap: u64::MAX,
         };
         let out = apply(&levels, &task, vec![run(10, 5, 7)]);
         let ids: Vec<u64> = out.level(1).iter().map(|r| r.id).collect();
@@ -111,6 +113,8 @@ mod tests {
             output_level: 0,
             target_run_size: u64::MAX,
             bottommost: false,
+            grandparents: Vec::new(),
+            max_grandparent_overlap: u64::MAX,
         };
         let out = apply(&levels, &task, vec![run(9, 0, 9)]);
         let ids: Vec<u64> = out.level(0).iter().map(|r| r.id).collect();
@@ -128,6 +132,8 @@ mod tests {
             output_level: 3,
             target_run_size: 1,
             bottommost: true,
+            grandparents: Vec::new(),
+            max_grandparent_overlap: u64::MAX,
         };
         let out = apply(&levels, &task, vec![run(7, 0, 0)]);
         assert_eq!(out.levels.len(), 4);
@@ -144,6 +150,8 @@ mod tests {
             output_level: 2,
             target_run_size: 1,
             bottommost: true,
+            grandparents: Vec::new(),
+            max_grandparent_overlap: u64::MAX,
         };
         let out = apply(&levels, &task, vec![]);
         assert_eq!(out.run_count(), 0);

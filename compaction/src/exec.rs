@@ -8,10 +8,26 @@
 //!
 //! # Outputs
 //!
-//! A new output starts when the current one has taken `target_run_size` bytes, counted as
-//! `key + value + 17` per entry, and only where the key changes: all versions of a key land
-//! in one output, so the outputs have disjoint, ascending key ranges. Every output is
-//! published durably by [`RunWriter`] (temp file, sync, rename, directory sync).
+//! Outputs are cut only where the key changes: all versions of a key land in one output, so
+//! the outputs have disjoint, ascending key ranges. A new output starts before a key when
+//! (see [`Cutter`]):
+//!
+//! * the current output's file holds `target_run_size` bytes, counted as the bytes the
+//!   writer has written (whole blocks: real run bytes, about 153 per entry of a 16-byte key
+//!   and a 100-byte value, not an estimate from key and value lengths); or
+//! * the key passes the end of one of the task's `grandparents` (runs of the level below the
+//!   output level) and either the output's size plus the grandparent bytes it would overlap
+//!   passes `max_grandparent_overlap`, or the key skips a whole grandparent run of more than
+//!   an eighth of the target (the output need not overlap it at all), or the output already
+//!   holds 50% of the target (plus 5% for each grandparent end it has passed, at most 90%).
+//!
+//! The grandparent rules are RocksDB's (`CompactionOutputs::ShouldStopBefore` with
+//! `level_compaction_dynamic_file_size`): an output whose range ends where a grandparent
+//! run ends overlaps only the grandparent runs its keys fall in, so pushing it down later
+//! rewrites about its share of the level below instead of a run more at each end.
+//!
+//! Every output is published durably by [`RunWriter`] (temp file, sync, rename, directory
+//! sync).
 //!
 //! # Failure
 //!
@@ -28,6 +44,7 @@
 //! Thread-safety: a `MergeJob` is `Send + Sync`; `run` takes `&self` and can run on any thread.
 
 use crate::gc::{GcFilter, GcRules, GcStats};
+use crate::types::Grandparent;
 use bytes::Bytes;
 use chronokv_runs::{RunMeta, RunReader, RunWriter, RunWriterOptions};
 use chronokv_snapshot::merge::Merge;
@@ -39,10 +56,6 @@ use std::sync::Arc;
 
 /// The cancellation flag is read once per this many input entries.
 pub const CANCEL_CHECK_INTERVAL: u64 = 4096;
-
-/// Bytes counted per entry on top of its key and value when splitting outputs: version (8),
-/// kind (1) and the two 4-byte Arrow offsets of key and value.
-const ENTRY_OVERHEAD: u64 = 17;
 
 /// Where the next output goes: its file number and path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +80,11 @@ pub struct MergeJob<'a> {
     pub target_run_size: u64,
     /// No older data of these keys exists below this merge: trailing tombstones may go.
     pub bottommost: bool,
+    /// The runs of the level below the output level that overlap the inputs, in key order
+    /// ([`crate::Task::grandparents`]); outputs are cut at their ends (module docs).
+    pub grandparents: Vec<Grandparent>,
+    /// [`crate::Task::max_grandparent_overlap`] (`u64::MAX`: no bound).
+    pub max_grandparent_overlap: u64,
     /// Which versions must survive.
     pub gc: GcRules,
     /// Checked every few thousand entries; when set, stop and return [`ExecError::Cancelled`].
@@ -129,7 +147,11 @@ impl MergeJob<'_> {
         let mut outputs = Outputs {
             vfs: &self.vfs,
             writer_options: &self.writer_options,
-            target_run_size: self.target_run_size,
+            cutter: Cutter::new(
+                &self.grandparents,
+                self.target_run_size,
+                self.max_grandparent_overlap,
+            ),
             next_output,
             current: None,
             finished: Vec::new(),
@@ -203,9 +225,105 @@ impl Iterator for Cancellable<'_> {
 struct Current {
     file: OutputFile,
     writer: RunWriter,
-    /// Bytes counted towards `target_run_size`.
-    bytes: u64,
     last_key: Bytes,
+}
+
+/// What the key about to be added did to the grandparent cursor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Crossing {
+    /// Grandparent runs whose end the key passed.
+    ends: u64,
+    /// Bytes of the largest grandparent run lying wholly between the previous key and this
+    /// one (the output would overlap it without holding any of its keys).
+    largest_skipped: u64,
+}
+
+/// Decides where outputs are cut (module docs): the size rule and the grandparent rules,
+/// with a cursor over the grandparents that moves forward with the keys.
+#[derive(Debug)]
+struct Cutter<'g> {
+    grandparents: &'g [Grandparent],
+    target: u64,
+    max_overlap: u64,
+    /// The first grandparent whose `max_key` is at or after the last key seen.
+    next: usize,
+    /// Grandparents before this index are counted in `overlap` (or lie before the open
+    /// output).
+    counted: usize,
+    /// Bytes of the grandparents the open output overlaps.
+    overlap: u64,
+    /// Grandparent ends the open output's keys have passed.
+    ends_passed: u64,
+}
+
+impl<'g> Cutter<'g> {
+    fn new(grandparents: &'g [Grandparent], target: u64, max_overlap: u64) -> Self {
+        Cutter {
+            grandparents,
+            target,
+            max_overlap,
+            next: 0,
+            counted: 0,
+            overlap: 0,
+            ends_passed: 0,
+        }
+    }
+
+    /// Moves the cursor to `key` (the first entry of a new key; keys ascend) and counts the
+    /// grandparents the open output now reaches into.
+    fn advance(&mut self, key: &[u8]) -> Crossing {
+        let mut crossing = Crossing::default();
+        while let Some(g) = self.grandparents.get(self.next) {
+            if g.max_key.as_slice() >= key {
+                break;
+            }
+            self.next += 1;
+            crossing.ends += 1;
+        }
+        while let Some(g) = self.grandparents.get(self.counted) {
+            if g.min_key.as_slice() > key {
+                break;
+            }
+            self.overlap = self.overlap.saturating_add(g.size);
+            if self.counted < self.next {
+                crossing.largest_skipped = crossing.largest_skipped.max(g.size);
+            }
+            self.counted += 1;
+        }
+        crossing
+    }
+
+    /// A new output starts at `key`, where the cursor stands: it overlaps only the
+    /// grandparent holding `key`, if any.
+    fn start_output(&mut self, key: &[u8]) {
+        self.counted = self.next;
+        self.overlap = 0;
+        self.ends_passed = 0;
+        self.advance(key);
+    }
+
+    /// True if the output holding `size` bytes should end before the key that made
+    /// `crossing`.
+    fn should_cut(&mut self, size: u64, crossing: Crossing) -> bool {
+        if size >= self.target {
+            return true;
+        }
+        if crossing.ends == 0 {
+            return false;
+        }
+        let ends_before = self.ends_passed;
+        self.ends_passed += crossing.ends;
+        size.saturating_add(self.overlap) > self.max_overlap
+            || crossing.largest_skipped > self.target / 8
+            || size >= self.precut_size(ends_before)
+    }
+
+    /// The size from which an output is cut at a grandparent end: half the target, 5% more
+    /// for every end already passed (more ends passed, more chances ahead), at most 90%.
+    fn precut_size(&self, ends_before: u64) -> u64 {
+        let percent = 50 + ends_before.saturating_mul(5).min(40);
+        (self.target / 100).saturating_mul(percent)
+    }
 }
 
 /// The outputs of one run: the open one and the finished ones. Unless committed, dropping it
@@ -213,7 +331,7 @@ struct Current {
 struct Outputs<'j, 'f> {
     vfs: &'j Arc<dyn Vfs>,
     writer_options: &'j RunWriterOptions,
-    target_run_size: u64,
+    cutter: Cutter<'j>,
     next_output: &'f mut dyn FnMut() -> OutputFile,
     current: Option<Current>,
     finished: Vec<MergeOutput>,
@@ -222,12 +340,9 @@ struct Outputs<'j, 'f> {
 
 impl Outputs<'_, '_> {
     fn add(&mut self, e: &Entry) -> Result<(), ExecError> {
-        let full = self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.bytes >= self.target_run_size && c.last_key != e.key);
-        if full {
-            self.close()?;
+        let new_key = self.current.as_ref().is_none_or(|c| c.last_key != e.key);
+        if new_key {
+            self.before_key(&e.key)?;
         }
         let c = match self.current.as_mut() {
             Some(c) => c,
@@ -238,17 +353,28 @@ impl Outputs<'_, '_> {
                 self.current.insert(Current {
                     file,
                     writer,
-                    bytes: 0,
                     last_key: Bytes::new(),
                 })
             }
         };
         c.writer.add(&e.key, e.version, e.time, e.kind, &e.value)?;
-        c.bytes = c
-            .bytes
-            .saturating_add((e.key.len() + e.value.len()) as u64 + ENTRY_OVERHEAD);
-        if c.last_key != e.key {
+        if new_key {
             c.last_key = e.key.clone();
+        }
+        Ok(())
+    }
+
+    /// Before the first entry of `key`: closes the open output if the cutting rules say so
+    /// and tells the cutter where the next output starts.
+    fn before_key(&mut self, key: &[u8]) -> Result<(), ExecError> {
+        let crossing = self.cutter.advance(key);
+        if let Some(c) = &self.current {
+            if self.cutter.should_cut(c.writer.bytes_written(), crossing) {
+                self.close()?;
+            }
+        }
+        if self.current.is_none() {
+            self.cutter.start_output(key);
         }
         Ok(())
     }

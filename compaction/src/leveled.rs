@@ -32,8 +32,16 @@
 use std::collections::HashSet;
 
 use crate::types::{
-    is_bottommost, manual_inputs, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind,
+    grandparents_of, is_bottommost, manual_inputs, KeyRange, Levels, RunInfo, Strategy, Task,
+    TaskKind,
 };
+
+/// A merge's output is cut before its size plus the bytes it overlaps in the level below its
+/// own passes this many target run sizes, so that pushing it down later rewrites at most
+/// about that much. RocksDB bounds the same sum by `max_compaction_bytes`, 25 target file
+/// sizes by default; the bound rarely binds for uniform keys, where the cuts at grandparent
+/// boundaries (see [`crate::exec`]) do the work.
+pub const GRANDPARENT_OVERLAP_RUNS: u64 = 10;
 
 /// Leveled compaction with dynamic level sizing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +178,8 @@ impl Leveled {
         inputs.extend(below.iter().map(|r| (base, r.id)));
         let range = KeyRange::of_runs(l0.iter().chain(below.iter().copied()));
         Some(Task {
+            grandparents: self.grandparents(levels, kind.clone(), base, range),
+            max_grandparent_overlap: self.max_grandparent_overlap(),
             kind,
             bottommost: is_bottommost(levels, range, &inputs, base, None),
             inputs,
@@ -206,17 +216,43 @@ impl Leveled {
         let mut inputs = vec![(level, run.id)];
         inputs.extend(below.iter().map(|r| (next, r.id)));
         let range = KeyRange::of_runs(std::iter::once(run).chain(below.iter().copied()));
+        let kind = if below.is_empty() {
+            TaskKind::TrivialMove
+        } else {
+            TaskKind::Merge
+        };
         Some(Task {
-            kind: if below.is_empty() {
-                TaskKind::TrivialMove
-            } else {
-                TaskKind::Merge
-            },
+            grandparents: self.grandparents(levels, kind.clone(), next, range),
+            max_grandparent_overlap: self.max_grandparent_overlap(),
+            kind,
             bottommost: is_bottommost(levels, range, &inputs, next, None),
             inputs,
             output_level: next,
             target_run_size: self.target_run_size,
         })
+    }
+}
+
+impl Leveled {
+    /// The runs of the level below `output_level` a merge's outputs should be cut against
+    /// (none for a trivial move, which writes no output).
+    fn grandparents(
+        &self,
+        levels: &Levels,
+        kind: TaskKind,
+        output_level: usize,
+        range: Option<KeyRange<'_>>,
+    ) -> Vec<crate::Grandparent> {
+        match kind {
+            TaskKind::TrivialMove => Vec::new(),
+            TaskKind::Merge => grandparents_of(levels, output_level + 1, range),
+        }
+    }
+
+    /// See [`GRANDPARENT_OVERLAP_RUNS`].
+    fn max_grandparent_overlap(&self) -> u64 {
+        self.target_run_size
+            .saturating_mul(GRANDPARENT_OVERLAP_RUNS)
     }
 }
 
@@ -287,6 +323,9 @@ impl Strategy for Leveled {
             inputs,
             output_level,
             target_run_size: self.target_run_size,
+            // The output goes to the last level: nothing lies below it.
+            grandparents: Vec::new(),
+            max_grandparent_overlap: u64::MAX,
         })
     }
 }

@@ -41,4 +41,4 @@ pub use exec::{ExecError, MergeJob, MergeOutcome, MergeOutput, OutputFile};
 pub use gc::{GcFilter, GcRules, GcStats};
 pub use leveled::Leveled;
 pub use tiered::Tiered;
-pub use types::{manual_inputs, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind};
+pub use types::{manual_inputs, Grandparent, KeyRange, Levels, RunInfo, Strategy, Task, TaskKind};

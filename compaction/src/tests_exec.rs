@@ -4,6 +4,7 @@
 
 use crate::exec::{ExecError, MergeJob, MergeOutcome, OutputFile, CANCEL_CHECK_INTERVAL};
 use crate::gc::{GcFilter, GcRules};
+use crate::types::Grandparent;
 use chronokv_runs::{BlockCache, RunReader, RunWriter, RunWriterOptions};
 use chronokv_snapshot::{Bytes, Entry, Kind, Version};
 use chronokv_vfs::{FaultFs, MemFs, Vfs};
@@ -84,6 +85,8 @@ fn job(vfs: &Arc<dyn Vfs>, inputs: Vec<Arc<RunReader>>) -> MergeJob<'static> {
         writer_options: small_blocks(),
         target_run_size: u64::MAX,
         bottommost: true,
+        grandparents: Vec::new(),
+        max_grandparent_overlap: u64::MAX,
         gc: GcRules::default(),
         cancel: None,
     }
@@ -138,9 +141,10 @@ fn latest(entries: &[Entry]) -> BTreeMap<Bytes, Bytes> {
         .collect()
 }
 
-/// Checks what every outcome must satisfy: outputs have ascending, disjoint key ranges, no
-/// key spans two of them, and every output but the last reached the target size.
-fn check_outputs(outputs: &[Vec<Entry>], target_run_size: u64) {
+/// Checks what every outcome of a merge without grandparents must satisfy: outputs have
+/// ascending, disjoint key ranges, no key spans two of them, and every output file but the
+/// last reached the target size.
+fn check_outputs(outcome: &MergeOutcome, outputs: &[Vec<Entry>], target_run_size: u64) {
     for (i, out) in outputs.iter().enumerate() {
         assert!(!out.is_empty());
         assert!(out.windows(2).all(|w| w[0].internal_cmp(&w[1]).is_lt()));
@@ -149,11 +153,8 @@ fn check_outputs(outputs: &[Vec<Entry>], target_run_size: u64) {
                 out.last().unwrap().key < next[0].key,
                 "output {i} overlaps the next"
             );
-            let counted: u64 = out
-                .iter()
-                .map(|e| (e.key.len() + e.value.len()) as u64 + 17)
-                .sum();
-            assert!(counted >= target_run_size, "output {i} closed early");
+            let size = outcome.outputs[i].meta.file_size;
+            assert!(size >= target_run_size, "output {i} closed early");
         }
     }
 }
@@ -232,7 +233,7 @@ fn splits_outputs_at_key_changes_only() {
         .unwrap();
     let outputs = read_back(&vfs, &outcome);
     assert!(outputs.len() > 10, "{} outputs", outputs.len());
-    check_outputs(&outputs, j.target_run_size);
+    check_outputs(&outcome, &outputs, j.target_run_size);
     assert_eq!(
         ids,
         outcome.outputs.iter().map(|o| o.id).collect::<Vec<_>>()
@@ -250,18 +251,132 @@ fn splits_outputs_at_key_changes_only() {
 }
 
 #[test]
-fn an_output_closes_once_it_reaches_the_target() {
+fn an_output_closes_once_its_file_reaches_the_target() {
     let (_, vfs) = memfs();
-    // Each entry counts 2 + 81 + 17 = 100 bytes: exactly two keys per 200-byte output.
-    let entries: Vec<Entry> = (0..10)
-        .map(|k| put(&format!("k{k}"), k + 1, &"v".repeat(81)))
+    // Small entries: the run spends more on each entry's version, time, kind, offsets and
+    // block framing than on its 7-byte key and 1-byte value.
+    let entries: Vec<Entry> = (0..2_000)
+        .map(|k| put(&format!("key{k:04}"), k + 1, "v"))
         .collect();
     let input = write_run(&vfs, 1, &entries);
     let mut j = job(&vfs, vec![input]);
-    j.target_run_size = 200;
+    j.target_run_size = 8_000;
     let outcome = j.run(&mut numbered(10)).unwrap();
-    let sizes: Vec<usize> = read_back(&vfs, &outcome).iter().map(Vec::len).collect();
-    assert_eq!(sizes, vec![2; 5]);
+    let outputs = read_back(&vfs, &outcome);
+    assert!(outputs.len() > 2, "{} outputs", outputs.len());
+    for (out, entries) in outcome.outputs.iter().zip(&outputs).rev().skip(1) {
+        // Reached the target in real bytes...
+        assert!(out.meta.file_size >= j.target_run_size);
+        // ...well before key + value + 17 bytes per entry (the former estimate) would have.
+        let estimate: u64 = entries
+            .iter()
+            .map(|e| (e.key.len() + e.value.len()) as u64 + 17)
+            .sum();
+        assert!(
+            estimate < j.target_run_size * 3 / 4,
+            "estimated {estimate} bytes, file {} bytes",
+            out.meta.file_size
+        );
+    }
+}
+
+/// Keys `key0000 ..` with one version each, written as run 1, and a merge of it with
+/// `grandparents` (`(first, last, size)` as key indexes) and the given bounds.
+fn with_grandparents(
+    vfs: &Arc<dyn Vfs>,
+    keys: impl Iterator<Item = u64>,
+    grandparents: &[(u64, u64, u64)],
+    target: u64,
+    max_overlap: u64,
+) -> MergeOutcome {
+    let name = |k: u64| format!("key{k:04}").into_bytes();
+    let entries: Vec<Entry> = keys
+        .map(|k| put(&format!("key{k:04}"), k + 1, "some value"))
+        .collect();
+    let input = write_run(vfs, 1, &entries);
+    let mut j = job(vfs, vec![input]);
+    j.target_run_size = target;
+    j.max_grandparent_overlap = max_overlap;
+    j.grandparents = grandparents
+        .iter()
+        .map(|&(first, last, size)| Grandparent {
+            min_key: name(first),
+            max_key: name(last),
+            size,
+        })
+        .collect();
+    j.run(&mut numbered(10)).unwrap()
+}
+
+/// The outputs' key ranges as key indexes.
+fn key_ranges(outcome: &MergeOutcome) -> Vec<(u64, u64)> {
+    let index = |k: &[u8]| -> u64 { std::str::from_utf8(&k[3..]).unwrap().parse().unwrap() };
+    outcome
+        .outputs
+        .iter()
+        .map(|o| (index(&o.meta.min_key), index(&o.meta.max_key)))
+        .collect()
+}
+
+#[test]
+fn outputs_are_cut_where_a_grandparent_ends_past_half_the_target() {
+    let (_, vfs) = memfs();
+    let total = with_grandparents(&vfs, 0..1_000, &[], u64::MAX, u64::MAX).bytes_written;
+    // 300 keys hold about 30% of the bytes, 75% of this target: past the 50% (55%, 60%...)
+    // from which an output ends with a grandparent, short of the target itself.
+    let target = total * 4 / 10;
+    let gp = [(0, 299, 1), (300, 599, 1), (600, 899, 1), (900, 999, 1)];
+    let outcome = with_grandparents(&vfs, 0..1_000, &gp, target, u64::MAX);
+    assert_eq!(
+        key_ranges(&outcome),
+        vec![(0, 299), (300, 599), (600, 899), (900, 999)]
+    );
+    // Without grandparents the same merge cuts by size alone, across their ends.
+    let plain = with_grandparents(&vfs, 0..1_000, &[], target, u64::MAX);
+    assert_eq!(key_ranges(&plain).len(), 3);
+    assert_ne!(key_ranges(&plain)[0], (0, 299));
+}
+
+#[test]
+fn small_outputs_are_not_cut_at_every_grandparent_end() {
+    let (_, vfs) = memfs();
+    let total = with_grandparents(&vfs, 0..1_000, &[], u64::MAX, u64::MAX).bytes_written;
+    // Grandparents of 100 keys each: 10% of the bytes, a quarter of the target.
+    let target = total * 4 / 10;
+    let gp: Vec<(u64, u64, u64)> = (0..10).map(|i| (i * 100, i * 100 + 99, 1)).collect();
+    let outcome = with_grandparents(&vfs, 0..1_000, &gp, target, u64::MAX);
+    let ranges = key_ranges(&outcome);
+    // Each output ends where a grandparent ends, once it holds at least half the target
+    // (here three grandparents' worth, 75%), so outputs are 300 keys and the rest.
+    assert_eq!(ranges, vec![(0, 299), (300, 599), (600, 899), (900, 999)]);
+}
+
+#[test]
+fn outputs_are_cut_before_they_overlap_too_many_grandparent_bytes() {
+    let (_, vfs) = memfs();
+    // Grandparents of 50 keys and 1 MB each; at most 3.5 MB of them (plus the output's own
+    // few kilobytes) under one output: three grandparents.
+    let gp: Vec<(u64, u64, u64)> = (0..20).map(|i| (i * 50, i * 50 + 49, 1_000_000)).collect();
+    let outcome = with_grandparents(&vfs, 0..1_000, &gp, u64::MAX, 3_500_000);
+    let ranges = key_ranges(&outcome);
+    let expected: Vec<(u64, u64)> = (0..7)
+        .map(|i| (i * 150, (i * 150 + 149).min(999)))
+        .collect();
+    assert_eq!(ranges, expected);
+}
+
+#[test]
+fn an_output_ends_before_a_gap_that_holds_a_whole_large_grandparent() {
+    let (_, vfs) = memfs();
+    // Keys 0..100 and 200..300; a grandparent of 1/4 of the target lies wholly between them.
+    let keys = (0..100).chain(200..300);
+    let gp = [(0, 99, 1), (150, 160, 250_000), (200, 299, 1)];
+    let outcome = with_grandparents(&vfs, keys.clone(), &gp, 1_000_000, u64::MAX);
+    assert_eq!(key_ranges(&outcome), vec![(0, 99), (200, 299)]);
+    // A small grandparent in the gap (below 1/8 of the target) is not worth a cut.
+    let small = [(0, 99, 1), (150, 160, 100_000), (200, 299, 1)];
+    let outcome = with_grandparents(&vfs, keys, &small, 1_000_000, u64::MAX);
+    assert_eq!(key_ranges(&outcome), vec![(0, 299)]);
 }
 
 #[test]
@@ -466,7 +581,7 @@ proptest! {
         };
         let outcome = j.run(&mut numbered(100)).unwrap();
         let outputs = read_back(&vfs, &outcome);
-        check_outputs(&outputs, target);
+        check_outputs(&outcome, &outputs, target);
 
         let mut union: Vec<Entry> = runs.concat();
         union.sort_by(|a, b| a.internal_cmp(b));

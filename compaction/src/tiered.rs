@@ -148,6 +148,8 @@ impl Strategy for Tiered {
             inputs,
             output_level: w.level,
             target_run_size: self.target_run_size,
+            grandparents: Vec::new(),
+            max_grandparent_overlap: u64::MAX,
         })
     }
 
@@ -187,6 +189,8 @@ impl Strategy for Tiered {
             inputs,
             output_level,
             target_run_size: self.target_run_size,
+            grandparents: Vec::new(),
+            max_grandparent_overlap: u64::MAX,
         })
     }
 }

@@ -139,6 +139,56 @@ pub struct Task {
     /// for an intra-level merge) overlaps the inputs' key range, so tombstones and shadowed
     /// versions no snapshot needs may be dropped.
     pub bottommost: bool,
+    /// The runs of the level below `output_level` that overlap the inputs' key range, in key
+    /// order (empty when there is none, for a tiered task and for a trivial move). The
+    /// executor cuts outputs at their boundaries, so that an output later pushed down
+    /// rewrites only the runs its own keys need (see [`crate::exec`]).
+    pub grandparents: Vec<Grandparent>,
+    /// Cut an output before its size plus the bytes of the `grandparents` it overlaps would
+    /// pass this (`u64::MAX`: no bound), so that no later compaction of one output into the
+    /// level below rewrites more than about this many bytes.
+    pub max_grandparent_overlap: u64,
+}
+
+/// What the executor needs of a run in the level below a task's output level: its key
+/// range and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grandparent {
+    /// Smallest user key (inclusive).
+    pub min_key: Vec<u8>,
+    /// Largest user key (inclusive).
+    pub max_key: Vec<u8>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Grandparent {
+    /// The bounds of `run`.
+    pub fn of(run: &RunInfo) -> Self {
+        Grandparent {
+            min_key: run.min_key.clone(),
+            max_key: run.max_key.clone(),
+            size: run.size,
+        }
+    }
+}
+
+/// The runs of `level` overlapping `range`, in key order, as [`Grandparent`]s (`range`
+/// `None`: none). `level` must hold disjoint runs sorted by key (leveled levels >= 1).
+pub(crate) fn grandparents_of(
+    levels: &Levels,
+    level: usize,
+    range: Option<KeyRange<'_>>,
+) -> Vec<Grandparent> {
+    let Some(range) = range else {
+        return Vec::new();
+    };
+    levels
+        .level(level)
+        .iter()
+        .filter(|r| r.range().overlaps(&range))
+        .map(Grandparent::of)
+        .collect()
 }
 
 /// A compaction policy: a pure function from the tree to the next task.

@@ -351,3 +351,46 @@ fn odd_input_does_not_panic() {
         }
     }
 }
+
+#[test]
+fn a_merge_carries_the_runs_below_its_output_level_as_grandparents() {
+    let s = small();
+    let level0: Vec<_> = (1..=4).map(|id| run(id, 10, 100, 10)).collect();
+    let level5 = vec![run(20, 0, 50, 30)];
+    let level6 = vec![
+        run(30, 0, 40, 400),
+        run(31, 41, 90, 400),
+        run(32, 120, 200, 400),
+    ];
+    let levels = tree(vec![level0, vec![], vec![], vec![], vec![], level5, level6]);
+    let task = s.pick(&levels, &none()).expect("level-0 task");
+    assert_eq!(task.output_level, 5);
+    let bounds: Vec<(Vec<u8>, Vec<u8>, u64)> = task
+        .grandparents
+        .iter()
+        .map(|g| (g.min_key.clone(), g.max_key.clone(), g.size))
+        .collect();
+    // The level-6 runs overlapping the inputs' hull 0..=100, in key order; not run 32.
+    assert_eq!(
+        bounds,
+        vec![(vec![0], vec![40], 400), (vec![41], vec![90], 400)]
+    );
+    assert_eq!(task.max_grandparent_overlap, 10 * s.target_run_size);
+}
+
+#[test]
+fn a_merge_into_the_last_level_has_no_grandparents() {
+    let s = small();
+    let levels = tree(vec![
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![run(20, 0, 50, 300)],
+        vec![run(30, 0, 40, 500), run(31, 41, 90, 500)],
+    ]);
+    let task = s.pick(&levels, &none()).expect("level-5 task");
+    assert_eq!((task.kind, task.output_level), (TaskKind::Merge, 6));
+    assert!(task.grandparents.is_empty());
+}

@@ -114,6 +114,8 @@ impl Inner {
             writer_options: self.run_options(task.output_level),
             target_run_size: task.target_run_size,
             bottommost: task.bottommost,
+            grandparents: task.grandparents.clone(),
+            max_grandparent_overlap: task.max_grandparent_overlap,
             gc,
             cancel: Some(self.background().cancel_flag()),
         };

@@ -365,6 +365,13 @@ impl RunWriter {
         Ok(())
     }
 
+    /// Bytes of the file written so far: every finished block, not the one still being
+    /// filled nor the index, filter and footer `finish` adds. A caller cutting outputs by
+    /// size (compaction) counts real bytes with it rather than an estimate per entry.
+    pub fn bytes_written(&self) -> u64 {
+        self.pos
+    }
+
     /// Writes the remaining block, the private region and the footer, then publishes the
     /// file durably. Fails if no entry was added.
     pub fn finish(mut self) -> Result<RunMeta, Error> {
