@@ -475,6 +475,16 @@ impl Db {
     }
 }
 
+/// A `Db` collected without `close()` closes as the engine's drop does (syncing the WAL,
+/// joining the background threads), with the GIL released meanwhile.
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.get_mut().take() {
+            Python::attach(|py| py.detach(|| drop(db)));
+        }
+    }
+}
+
 impl Db {
     fn commit(
         &self,

@@ -41,6 +41,7 @@ impl Snapshot {
     /// The live pairs of a range as a batch stream that holds the snapshot.
     fn stream(
         &self,
+        py: Python<'_>,
         start: Option<Data>,
         end: Option<Data>,
         prefix: Option<Data>,
@@ -51,7 +52,8 @@ impl Snapshot {
         }
         let snap = self.get_snap()?;
         let range = key_range(start, end, prefix)?;
-        Ok((snap.scan_arrow::<Bytes, _>(range, batch_rows), snap))
+        let batches = py.detach(|| snap.scan_arrow::<Bytes, _>(range, batch_rows));
+        Ok((batches, snap))
     }
 }
 
@@ -103,7 +105,7 @@ impl Snapshot {
         prefix: Option<Data>,
         batch_size: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (batches, snap) = self.stream(start, end, prefix, batch_size)?;
+        let (batches, snap) = self.stream(py, start, end, prefix, batch_size)?;
         BatchStream::new(Box::new(batches), Some(Box::new(snap))).into_pyarrow(py)
     }
 
@@ -155,7 +157,7 @@ impl Snapshot {
             return Err(PyValueError::new_err("batch_size must be positive"));
         }
         let window = shuffle_window.max(1).div_ceil(batch_size) * batch_size;
-        let (windows, snap) = self.stream(start, end, prefix, window)?;
+        let (windows, snap) = self.stream(py, start, end, prefix, window)?;
         let shuffled = Shuffled::new(windows, seed, batch_size);
         BatchStream::new(Box::new(shuffled), Some(Box::new(snap))).into_pyarrow(py)
     }
