@@ -34,5 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<records::Change>()?;
     m.add_class::<backup::BackupEngine>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Lets the test suite prove that its build checks the engine's invariants.
+    m.add("_invariants_checked", cfg!(feature = "invariants"))?;
     Ok(())
 }

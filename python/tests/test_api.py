@@ -1,11 +1,13 @@
 """The API, call by call, against what a Python dict says the answers are."""
 
 from datetime import datetime, timedelta, timezone
+import os
 import time
 
 import pytest
 
 import chronokv
+from chronokv import _native
 from conftest import SMALL
 
 
@@ -255,3 +257,11 @@ def test_restore_to_a_version(db):
     db.restore_to(v)
     assert dict(db.scan()) == {b"a": b"1"}
     assert db.history("a")[0].value == b"1" and len(db.history("a")) == 3
+
+
+@pytest.mark.skipif(
+    os.environ.get("CHRONOKV_EXPECT_INVARIANTS") != "1",
+    reason="only builds made by tests/python_package.rs promise the invariant checks",
+)
+def test_the_build_checks_the_engine_invariants():
+    assert _native._invariants_checked
