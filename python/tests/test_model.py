@@ -12,7 +12,7 @@ import chronokv
 
 KEYS = st.binary(min_size=0, max_size=6).map(lambda b: b"k" + b)
 VALUES = st.binary(max_size=40)
-OPTIONS = {"memtable_size": 2048, "history_retention": timedelta(days=1)}
+OPTIONS = {"memtable_size": 8192, "history_retention": timedelta(days=1)}
 
 
 class StoreModel(RuleBasedStateMachine):
