@@ -4,26 +4,31 @@
 //! when it raises; a commit refused for a conflict raises `Conflict` from the `with`
 //! statement. `Db.transact(fn)` runs `fn(tx)` and retries it on conflict.
 
+use crate::chunked::CHUNK_ITEMS;
 use crate::convert::{key_range, Data};
 use crate::errors::{finished_transaction, to_py};
 use crate::scan::Scan;
-use chronokv::{Bytes, Transaction as EngineTransaction};
+use chronokv::{Bytes, Error, Transaction as EngineTransaction};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::collections::VecDeque;
 use std::ops::Bound as KeyBound;
+use std::sync::Arc;
+
+type Shared = Arc<Mutex<Option<EngineTransaction>>>;
 
 /// A transaction: reads see its snapshot plus its own writes; writes are buffered until
 /// `commit()`. Serializable by default.
 #[pyclass(frozen, module = "chronokv")]
 pub struct Transaction {
-    tx: Mutex<Option<EngineTransaction>>,
+    tx: Shared,
 }
 
 impl Transaction {
     pub fn new(tx: EngineTransaction) -> Self {
         Transaction {
-            tx: Mutex::new(Some(tx)),
+            tx: Arc::new(Mutex::new(Some(tx))),
         }
     }
 
@@ -83,29 +88,27 @@ impl Transaction {
         self.with(py, |tx| tx.delete(&key))
     }
 
-    /// `(key, value)` pairs of the range, this transaction's writes included. Read in one
-    /// step when called (an engine transaction's scan borrows it, so it cannot be held
-    /// open across Python calls): keep transactional scans small. A serializable
-    /// transaction tracks the range for conflicts.
+    /// `(key, value)` pairs of the range, this transaction's writes included, read in
+    /// chunks (bounded memory). Each chunk is a scan of the transaction from where the last
+    /// one ended, so writes the transaction makes meanwhile show beyond that point. A
+    /// serializable transaction tracks the range it went through for conflicts.
     #[pyo3(signature = (start=None, end=None, *, prefix=None, reverse=false))]
     fn scan(
         &self,
-        py: Python<'_>,
         start: Option<Data>,
         end: Option<Data>,
         prefix: Option<Data>,
         reverse: bool,
     ) -> PyResult<Scan> {
-        let range: (KeyBound<Bytes>, KeyBound<Bytes>) = key_range(start, end, prefix)?;
-        let pairs = self.with(py, |tx| {
-            let iter = tx.scan::<Bytes, _>(range);
-            if reverse {
-                iter.rev().collect::<chronokv::Result<Vec<_>>>()
-            } else {
-                iter.collect::<chronokv::Result<Vec<_>>>()
-            }
-        })?;
-        Ok(Scan::new(Box::new(pairs.into_iter().map(Ok))))
+        let (lo, hi) = key_range(start, end, prefix)?;
+        Ok(Scan::new(Box::new(TxPairs {
+            tx: self.tx.clone(),
+            lo,
+            hi,
+            reverse,
+            ready: VecDeque::new(),
+            done: false,
+        })))
     }
 
     /// Applies the writes atomically; returns the commit's version. Raises `Conflict` if
@@ -142,5 +145,58 @@ impl Transaction {
             }
         }
         Ok(false)
+    }
+}
+
+/// A transaction's scan as an owned iterator: an engine transaction's iterator borrows it,
+/// so each chunk is a fresh scan that starts after the last key yielded.
+struct TxPairs {
+    tx: Shared,
+    lo: KeyBound<Bytes>,
+    hi: KeyBound<Bytes>,
+    reverse: bool,
+    ready: VecDeque<(Bytes, Bytes)>,
+    done: bool,
+}
+
+impl TxPairs {
+    fn refill(&mut self) -> chronokv::Result<()> {
+        let guard = self.tx.lock();
+        let tx = guard.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("the transaction has already committed or rolled back".into())
+        })?;
+        let iter = tx.scan::<Bytes, _>((self.lo.clone(), self.hi.clone()));
+        let chunk: Vec<_> = if self.reverse {
+            iter.rev()
+                .take(CHUNK_ITEMS)
+                .collect::<chronokv::Result<_>>()?
+        } else {
+            iter.take(CHUNK_ITEMS).collect::<chronokv::Result<_>>()?
+        };
+        self.done = chunk.len() < CHUNK_ITEMS;
+        if let Some((last, _)) = chunk.last() {
+            let after = KeyBound::Excluded(last.clone());
+            if self.reverse {
+                self.hi = after;
+            } else {
+                self.lo = after;
+            }
+        }
+        self.ready.extend(chunk);
+        Ok(())
+    }
+}
+
+impl Iterator for TxPairs {
+    type Item = chronokv::Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ready.is_empty() && !self.done {
+            if let Err(e) = self.refill() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        self.ready.pop_front().map(Ok)
     }
 }

@@ -265,3 +265,32 @@ def test_restore_to_a_version(db):
 )
 def test_the_build_checks_the_engine_invariants():
     assert _native._invariants_checked
+
+
+def test_transaction_scans_stream_in_chunks_with_own_writes(db):
+    expected = fill(db, 700)
+    with db.transaction() as tx:
+        tx.put("k00003", "mine")
+        tx.delete("k00500")
+        tx.put("k00700", "new")
+        expected.update({b"k00003": b"mine", b"k00700": b"new"})
+        del expected[b"k00500"]
+        want = sorted(expected.items())
+        assert list(tx.scan()) == want  # more than one chunk of 256
+        assert list(tx.scan(reverse=True)) == want[::-1]
+        assert list(tx.scan("k00250", "k00520")) == [p for p in want if b"k00250" <= p[0] < b"k00520"]
+
+
+def test_a_transaction_scan_is_tracked_for_phantoms(db):
+    fill(db, 300)
+    tx = db.transaction()
+    assert sum(1 for _ in tx.scan(prefix="k")) == 300
+    db.put("k00150x", "a phantom in the scanned range")
+    tx.put("summary", "300 keys")
+    with pytest.raises(chronokv.Conflict):
+        tx.commit()
+    tx = db.transaction(isolation="snapshot")  # snapshot isolation allows it
+    assert sum(1 for _ in tx.scan(prefix="k")) == 301
+    db.put("k00151x", "another")
+    tx.put("summary", "301 keys")
+    tx.commit()
