@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta, timezone
 import os
 
+import pyarrow as pa
 import pytest
 
 import chronokv
@@ -88,5 +89,8 @@ def test_corruption_names_the_file_and_offset(path):
             list(db.scan())
         assert err.value.file == str(run) and 0 < err.value.offset < size
         assert "checksum" in str(err.value)
+        # Inside an Arrow stream the error is pyarrow's, with the engine's message.
+        with pytest.raises(pa.ArrowException, match="corruption in .* checksum"):
+            db.to_arrow().read_all()
         report = db.verify()
         assert not report["ok"] and report["problems"][0]["kind"] == "run-corrupt"
