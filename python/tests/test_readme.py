@@ -1,15 +1,17 @@
 """The examples of python/README.md run: the ``python`` blocks in order, in one fresh
-directory, and the ``pycon`` transcript as a doctest (its output must match)."""
+directory, and the ``pycon`` transcript as a doctest (its output must match). So does the
+Python block of the repository's README.md."""
 
 import doctest
 import pathlib
 import re
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+ROOT_README = README.parent.parent / "README.md"
 
 
-def blocks(language):
-    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.S)
+def blocks(language, readme=README):
+    return re.findall(rf"```{language}\n(.*?)```", readme.read_text(), re.S)
 
 
 def test_readme_examples_run(tmp_path, monkeypatch):
@@ -29,3 +31,9 @@ def test_readme_transcript_gives_its_output(tmp_path, monkeypatch):
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries > 10
+
+
+def test_root_readme_python_example_runs(tmp_path, monkeypatch):
+    (example,) = blocks("python", ROOT_README)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, str(ROOT_README), "exec"), {})
