@@ -17,7 +17,7 @@
 //! `RUSTC_WORKSPACE_WRAPPER` (as `cargo clippy` sets it, so it wraps only the package's
 //! own crate) and `-D warnings` denies every warning, which equals `cargo clippy
 //! --all-targets -- -D warnings` for a crate whose one target is its library, without a
-//! second, check-mode build of every dependency (about 2.5 minutes on CI's machine).
+//! second, check-mode build of every dependency (155 s from clean on this 2-core VM).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
