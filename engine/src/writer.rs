@@ -29,8 +29,9 @@ pub fn create_segment(opts: &Options, dir: &Path, number: u64) -> Result<Segment
 }
 
 /// How far ahead a WAL segment is preallocated (`SegmentWriter::preallocating`): a quarter
-/// of a memtable, between 64 KiB and 4 MiB, so a segment grows in a few steps and a reader
-/// of a live or crashed segment reads at most one step of zeros. Off under
+/// of a memtable, between one 4 KiB page and 4 MiB, so a segment grows in a few steps and a
+/// reader of a live or crashed segment reads at most one step of zeros (the tests' and
+/// harness's tiny memtables read a page, not 64 KiB, per segment). Off under
 /// `RecoveryMode::AbsoluteConsistency`, which takes any damage for an error: the zeros a
 /// crash leaves past the last frame would make every crash fatal there.
 pub fn wal_preallocation(opts: &Options) -> u64 {
@@ -38,7 +39,7 @@ pub fn wal_preallocation(opts: &Options) -> u64 {
         return 0;
     }
     let quarter = (opts.memtable_size / 4) as u64;
-    quarter.clamp(64 << 10, 4 << 20)
+    quarter.clamp(4 << 10, 4 << 20)
 }
 
 /// The WAL segment being written and the last version handed out. Held by the commit

@@ -125,6 +125,8 @@ pub struct RunWriter {
     tracker: DictionaryTracker,
     ctx: IpcWriteContext,
     pos: u64,
+    /// Bytes of the file's head (magic and schema), written before the first block.
+    head_len: u64,
     pending: Pending,
     last: Option<(Vec<u8>, Version)>,
     entries: Vec<IndexEntry>,
@@ -196,6 +198,7 @@ impl RunWriter {
             tracker,
             ctx: IpcWriteContext::default(),
             pos: head.len() as u64,
+            head_len: head.len() as u64,
             pending: Pending::new(),
             last: None,
             entries: Vec::new(),
@@ -365,11 +368,14 @@ impl RunWriter {
         Ok(())
     }
 
-    /// Bytes of the file written so far: every finished block, not the one still being
-    /// filled nor the index, filter and footer `finish` adds. A caller cutting outputs by
-    /// size (compaction) counts real bytes with it rather than an estimate per entry.
+    /// Bytes of the blocks written so far: every finished block, not the one still being
+    /// filled, nor the file's fixed head (magic and schema) or the index, filter and footer
+    /// `finish` adds. A caller cutting outputs by size (compaction) counts real bytes with
+    /// it rather than an estimate per entry; without the head, a small target counts data
+    /// (with it, a target below the head's size of about a kilobyte cut every key into an
+    /// output of its own, as the model harness's 512-byte configuration showed).
     pub fn bytes_written(&self) -> u64 {
-        self.pos
+        self.pos - self.head_len
     }
 
     /// Writes the remaining block, the private region and the footer, then publishes the
