@@ -372,8 +372,8 @@ impl RunWriter {
     /// filled, nor the file's fixed head (magic and schema) or the index, filter and footer
     /// `finish` adds. A caller cutting outputs by size (compaction) counts real bytes with
     /// it rather than an estimate per entry; without the head, a small target counts data
-    /// (with it, a target below the head's size of about a kilobyte cut every key into an
-    /// output of its own, as the model harness's 512-byte configuration showed).
+    /// (with it, a target no larger than the head's 512 bytes cut every key into an output
+    /// of its own: the model harness's 512-byte configuration).
     pub fn bytes_written(&self) -> u64 {
         self.pos - self.head_len
     }
