@@ -82,7 +82,7 @@ pub struct MergeJob<'a> {
     pub bottommost: bool,
     /// The runs of the level below the output level that overlap the inputs, in key order
     /// ([`crate::Task::grandparents`]); outputs are cut at their ends (module docs).
-    pub grandparents: Vec<Grandparent>,
+    pub grandparents: &'a [Grandparent],
     /// [`crate::Task::max_grandparent_overlap`] (`u64::MAX`: no bound).
     pub max_grandparent_overlap: u64,
     /// Which versions must survive.
@@ -148,7 +148,7 @@ impl MergeJob<'_> {
             vfs: &self.vfs,
             writer_options: &self.writer_options,
             cutter: Cutter::new(
-                &self.grandparents,
+                self.grandparents,
                 self.target_run_size,
                 self.max_grandparent_overlap,
             ),

@@ -178,7 +178,7 @@ impl Leveled {
         inputs.extend(below.iter().map(|r| (base, r.id)));
         let range = KeyRange::of_runs(l0.iter().chain(below.iter().copied()));
         Some(Task {
-            grandparents: self.grandparents(levels, kind.clone(), base, range),
+            grandparents: self.grandparents(levels, &kind, base, range),
             max_grandparent_overlap: self.max_grandparent_overlap(),
             kind,
             bottommost: is_bottommost(levels, range, &inputs, base, None),
@@ -222,7 +222,7 @@ impl Leveled {
             TaskKind::Merge
         };
         Some(Task {
-            grandparents: self.grandparents(levels, kind.clone(), next, range),
+            grandparents: self.grandparents(levels, &kind, next, range),
             max_grandparent_overlap: self.max_grandparent_overlap(),
             kind,
             bottommost: is_bottommost(levels, range, &inputs, next, None),
@@ -239,7 +239,7 @@ impl Leveled {
     fn grandparents(
         &self,
         levels: &Levels,
-        kind: TaskKind,
+        kind: &TaskKind,
         output_level: usize,
         range: Option<KeyRange<'_>>,
     ) -> Vec<crate::Grandparent> {

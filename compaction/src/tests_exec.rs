@@ -85,7 +85,7 @@ fn job(vfs: &Arc<dyn Vfs>, inputs: Vec<Arc<RunReader>>) -> MergeJob<'static> {
         writer_options: small_blocks(),
         target_run_size: u64::MAX,
         bottommost: true,
-        grandparents: Vec::new(),
+        grandparents: &[],
         max_grandparent_overlap: u64::MAX,
         gc: GcRules::default(),
         cancel: None,
@@ -294,10 +294,7 @@ fn with_grandparents(
         .map(|k| put(&format!("key{k:04}"), k + 1, "some value"))
         .collect();
     let input = write_run(vfs, 1, &entries);
-    let mut j = job(vfs, vec![input]);
-    j.target_run_size = target;
-    j.max_grandparent_overlap = max_overlap;
-    j.grandparents = grandparents
+    let grandparents: Vec<Grandparent> = grandparents
         .iter()
         .map(|&(first, last, size)| Grandparent {
             min_key: name(first),
@@ -305,6 +302,10 @@ fn with_grandparents(
             size,
         })
         .collect();
+    let mut j = job(vfs, vec![input]);
+    j.target_run_size = target;
+    j.max_grandparent_overlap = max_overlap;
+    j.grandparents = &grandparents;
     j.run(&mut numbered(10)).unwrap()
 }
 

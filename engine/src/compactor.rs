@@ -114,7 +114,7 @@ impl Inner {
             writer_options: self.run_options(task.output_level),
             target_run_size: task.target_run_size,
             bottommost: task.bottommost,
-            grandparents: task.grandparents.clone(),
+            grandparents: &task.grandparents,
             max_grandparent_overlap: task.max_grandparent_overlap,
             gc,
             cancel: Some(self.background().cancel_flag()),
