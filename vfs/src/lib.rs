@@ -89,6 +89,17 @@ pub trait WritableFile: Send + Debug {
     }
 }
 
+/// The refusal every [`WritableFile::set_size`] gives a size below the bytes written.
+pub(crate) fn check_size(size: u64, written: u64) -> io::Result<()> {
+    if size < written {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("size {size} is below the {written} bytes written"),
+        ));
+    }
+    Ok(())
+}
+
 /// An immutable, fully readable view of a file's bytes (a memory map on a real file system).
 ///
 /// The bytes must not change while the view lives: chronokv never modifies a file it maps.

@@ -279,12 +279,7 @@ impl WritableFile for MemWritable {
     }
 
     fn set_size(&mut self, size: u64) -> io::Result<()> {
-        if size < self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("size {size} is below the {} bytes written", self.len),
-            ));
-        }
+        crate::check_size(size, self.len)?;
         let mut s = self.state.lock();
         s.mutate();
         let inode = s.inodes.get_mut(&self.inode).ok_or_else(|| {

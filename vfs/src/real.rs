@@ -44,12 +44,7 @@ impl WritableFile for RealWritable {
     /// allocated as appends fill them, one metadata change per 4 KiB block rather than a
     /// size change per append).
     fn set_size(&mut self, size: u64) -> io::Result<()> {
-        if size < self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("size {size} is below the {} bytes written", self.len),
-            ));
-        }
+        crate::check_size(size, self.len)?;
         self.file.set_len(size)?;
         self.resized = true;
         Ok(())
