@@ -7,7 +7,7 @@ use crate::error::{io_at, CliError, Result};
 use crate::fmt;
 use crate::progress::Bar;
 use crate::Ctx;
-use chronokv::{Change, Db, RecordBatch, Version};
+use chronokv::{Db, RecordBatch, Version};
 use clap::Args;
 use serde_json::json;
 use std::collections::HashMap;
@@ -58,14 +58,7 @@ fn source(db: &Db, args: &ExportArgs) -> Result<Source> {
             None => db.history_scan::<&[u8], _>(..)?,
         };
         let version = scan.version();
-        let rows = scan.map(|r| {
-            r.map(|(key, h)| Change {
-                version: h.version,
-                time: h.time,
-                key,
-                value: h.value,
-            })
-        });
+        let rows = scan.map(|r| r.map(|(key, h)| h.into_change(key)));
         return Ok(Source {
             batches: Box::new(chronokv::change_batches(rows, ROWS)),
             version,

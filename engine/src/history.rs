@@ -331,6 +331,19 @@ pub struct HistoryEntry {
     pub value: Option<Bytes>,
 }
 
+impl HistoryEntry {
+    /// This version of `key` as a change-feed row (what exports of a key range's history
+    /// write: one [`Change`] per version).
+    pub fn into_change(self, key: Bytes) -> Change {
+        Change {
+            version: self.version,
+            time: self.time,
+            key,
+            value: self.value,
+        }
+    }
+}
+
 /// One committed put or delete, as [`crate::Db::changes`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {

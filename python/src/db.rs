@@ -15,8 +15,8 @@ use crate::snapshot::{Snapshot, DEFAULT_BATCH_ROWS};
 use crate::txn::Transaction;
 use crate::{options, reports};
 use chronokv::{
-    change_batches, At, Bytes, Change, Db as EngineDb, Error, Isolation, Retention,
-    TransactionOptions, Version,
+    change_batches, At, Bytes, Db as EngineDb, Error, Isolation, Retention, TransactionOptions,
+    Version,
 };
 use parking_lot::RwLock;
 use pyo3::exceptions::PyValueError;
@@ -251,14 +251,7 @@ impl Db {
             None => key_range(start, end, prefix)?,
         };
         let scan = self.with_db(py, |db| db.history_scan::<Bytes, _>(range))?;
-        let changes = scan.map(|row| {
-            row.map(|(key, h)| Change {
-                version: h.version,
-                time: h.time,
-                key,
-                value: h.value,
-            })
-        });
+        let changes = scan.map(|row| row.map(|(key, h)| h.into_change(key)));
         BatchStream::new(Box::new(change_batches(changes, batch_size)), None).into_pyarrow(py)
     }
 
