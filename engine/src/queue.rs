@@ -220,9 +220,7 @@ impl CommitQueue {
         let mine = me.result.lock().take();
         mine.unwrap_or(Err(Error::Closed))
     }
-}
 
-impl CommitQueue {
     /// Waits, up to [`GATHER_WAIT`], until as many requests are queued as the last group
     /// had (see [`CommitQueue::submit`]).
     fn gather(&self, q: &mut parking_lot::MutexGuard<'_, QueueState>) {
