@@ -1,10 +1,12 @@
-//! `chronokv-harness crash|faults [--seeds N] [--first-seed S] [--ops N] [--stride K]`
+//! `chronokv-harness crash|faults [--seeds N] [--first-seed S] [--ops N] [--stride K]
+//!   [--threads T]`
 //! `chronokv-harness bank [--seeds N] [--first-seed S] [--ops TRANSFERS] [--crashes N]`
 //! `chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K]
 //!   [--keep-images]`
 //! `chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]`
-//! `chronokv-harness recovery [--seeds N] [--first-seed S] [--ops N] [--stride K]`
-//! `chronokv-harness rot [--seeds N] [--first-seed S] [--ops N] [--flips K]`
+//! `chronokv-harness recovery [--seeds N] [--first-seed S] [--ops N] [--stride K]
+//!   [--threads T]`
+//! `chronokv-harness rot [--seeds N] [--first-seed S] [--ops N] [--flips K] [--threads T]`
 //! `chronokv-harness bugs [--only NAME] [--no-controls] [--list]` (a build that plants bugs)
 //!
 //! - `crash`: the simulated power-loss stage (G1): N seeded workloads of `--ops`
@@ -38,15 +40,23 @@
 //!   stage that must catch it, expecting it to fail, then every such stage once without a
 //!   bug, expecting it to pass. `--list` prints the bugs.
 //!
+//! `crash`, `faults`, `recovery`, `rot` and `model` spread their seeds over `--threads`
+//! threads (2 by default: the CI machine's cores; each seed's workload is single-threaded
+//! but for the engine's own background threads); the per-seed lines still come in seed
+//! order. A panic in one seed's run can be counted against another that ran at the same
+//! time (the panic hook is process-wide): the stage fails either way.
+//!
 //! Prints one line per seed (`model`: per failed seed, and every 50 seeds), every violation
 //! with the seed that reproduces it, the figures, and a last line `N passed, N failed`
 //! (crash states, fault runs, checks, model cases, images, cycles or detected bugs). Exits 1
 //! if anything failed. In a build that plants bugs, with `CHRONOKV_BUG` set, also prints to
 //! stderr how often the selected bug took effect.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-const USAGE: &str = "usage: chronokv-harness crash|faults|bank|rot|recovery [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N] [--flips K]
+const USAGE: &str = "usage: chronokv-harness crash|faults|bank|rot|recovery [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N] [--flips K] [--threads T]
        chronokv-harness model [--seeds N] [--first-seed S] [--ops N] [--threads T]
        chronokv-harness killloop --dir D [--cycles N] [--seed S] [--minutes M] [--progress K] [--keep-images]
        chronokv-harness bugs [--only NAME] [--no-controls] [--list]";
@@ -67,6 +77,45 @@ struct Params {
     ops: u64,
     stride: u64,
     threads: u64,
+}
+
+/// Runs `run` for every seed of `p` on `p.threads` threads and hands each result, with its
+/// seconds, to `report` in seed order (a seed that finishes early waits for those before
+/// it), so the output reads as the serial loop's did.
+fn each_seed<R: Send>(
+    p: &Params,
+    run: impl Fn(u64) -> R + Sync,
+    mut report: impl FnMut(u64, R, f64),
+) {
+    let next = AtomicU64::new(p.first);
+    let end = p.first + p.seeds;
+    let (done, results) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..p.threads.max(1) {
+            let (done, next, run) = (done.clone(), &next, &run);
+            s.spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                let t = Instant::now();
+                let r = run(seed);
+                if done.send((seed, r, t.elapsed().as_secs_f64())).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done);
+        let mut waiting = BTreeMap::new();
+        let mut want = p.first;
+        for (seed, r, secs) in results {
+            waiting.insert(seed, (r, secs));
+            while let Some((r, secs)) = waiting.remove(&want) {
+                report(want, r, secs);
+                want += 1;
+            }
+        }
+    });
 }
 
 fn main() {
@@ -201,10 +250,11 @@ fn recovery(p: &Params) -> u64 {
     use chronokv_harness::recovery::{run_seed, Report};
     let start = Instant::now();
     let mut total = Report::default();
-    for seed in p.first..p.first + p.seeds {
-        let t = Instant::now();
-        let r = run_seed(seed, p.ops as usize, p.stride as usize);
-        println!(
+    each_seed(
+        p,
+        |seed| run_seed(seed, p.ops as usize, p.stride as usize),
+        |seed, r, secs| {
+            println!(
             "seed {seed}: {} base images, {} recovery calls, {} crash states, {} faulted recoveries ({} faults fired: {} opens failed cleanly, {} survived), {} violations, {:.1} s",
             r.images,
             r.recovery_calls,
@@ -214,13 +264,14 @@ fn recovery(p: &Params) -> u64 {
             r.opens_failed,
             r.opens_survived,
             r.violations.len(),
-            t.elapsed().as_secs_f64()
+            secs
         );
-        for v in &r.violations {
-            println!("  VIOLATION {v}");
-        }
-        total.merge(r);
-    }
+            for v in &r.violations {
+                println!("  VIOLATION {v}");
+            }
+            total.merge(r);
+        },
+    );
     println!(
         "recovery stage: {} seeds, {} base images, {} recovery calls, {} crash states, {} faulted recoveries, {} faults fired, {} reopens after them, {} panics, violations {}, {:.1} s",
         p.seeds,
@@ -246,23 +297,25 @@ fn rot(p: &Params, flips: u64) -> u64 {
     use chronokv_harness::rot::{run_seed, Report};
     let start = Instant::now();
     let mut total = Report::default();
-    for seed in p.first..p.first + p.seeds {
-        let t = Instant::now();
-        let r = run_seed(seed, p.ops as usize, flips as usize);
-        println!(
+    each_seed(
+        p,
+        |seed| run_seed(seed, p.ops as usize, flips as usize),
+        |seed, r, secs| {
+            println!(
             "seed {seed}: {} files damaged, {} images: {} detected as corruption, {} intact, {} violations, {:.1} s",
             r.files,
             r.images,
             r.detected,
             r.intact,
             r.violations.len(),
-            t.elapsed().as_secs_f64()
+            secs
         );
-        for v in &r.violations {
-            println!("  VIOLATION {v}");
-        }
-        total.merge(r);
-    }
+            for v in &r.violations {
+                println!("  VIOLATION {v}");
+            }
+            total.merge(r);
+        },
+    );
     let secs = start.elapsed().as_secs_f64();
     println!(
         "rot stage: {} workloads x {} ops, {} WAL segments and runs damaged, {} images x 1 changed byte: {} detected as corruption ({} of {} in runs), {} intact, violations {}, {:.1} s",
@@ -290,10 +343,11 @@ fn crash(p: &Params) -> u64 {
     use chronokv_harness::crash::{run_seed, Report};
     let start = Instant::now();
     let mut total = Report::default();
-    for seed in p.first..p.first + p.seeds {
-        let t = Instant::now();
-        let r = run_seed(seed, p.ops as usize, p.stride as usize);
-        println!(
+    each_seed(
+        p,
+        |seed| run_seed(seed, p.ops as usize, p.stride as usize),
+        |seed, r, secs| {
+            println!(
             "seed {seed}: {} crash points, {} checked, {} states, {} checkpoints ({} checked in images), {} violations, {:.1} s",
             r.points,
             r.points_checked,
@@ -301,13 +355,14 @@ fn crash(p: &Params) -> u64 {
             r.checkpoints,
             r.checkpoint_checks,
             r.violations.len(),
-            t.elapsed().as_secs_f64()
+            secs
         );
-        for v in &r.violations {
-            println!("  VIOLATION {v}");
-        }
-        total.merge(r);
-    }
+            for v in &r.violations {
+                println!("  VIOLATION {v}");
+            }
+            total.merge(r);
+        },
+    );
     let secs = start.elapsed().as_secs_f64();
     println!(
         "crash stage: {} workloads x {} ops, crash states tried {}, crash points covered {}/{} ({:.0}%), checkpoints {} (checked {} times in crash images), violations {}, {:.1} s ({:.2} ms per state)",
@@ -336,10 +391,11 @@ fn faults(p: &Params) -> u64 {
     use chronokv_harness::faults::{run_seed, Report};
     let start = Instant::now();
     let mut total = Report::default();
-    for seed in p.first..p.first + p.seeds {
-        let t = Instant::now();
-        let r = run_seed(seed, p.ops as usize, p.stride as usize);
-        println!(
+    each_seed(
+        p,
+        |seed| run_seed(seed, p.ops as usize, p.stride as usize),
+        |seed, r, secs| {
+            println!(
             "seed {seed}: {} mutating calls, {} runs, {} faults injected ({} calls failed), {} acks after failure ({} racing a background failure, at most {} in a run), {} panics, {} failed reopens, {} failed runs, {:.1} s",
             r.calls,
             r.runs,
@@ -351,13 +407,14 @@ fn faults(p: &Params) -> u64 {
             r.panics,
             r.failed_reopens,
             r.failed_runs,
-            t.elapsed().as_secs_f64()
+            secs
         );
-        for v in &r.violations {
-            println!("  VIOLATION {v}");
-        }
-        total.merge(r);
-    }
+            for v in &r.violations {
+                println!("  VIOLATION {v}");
+            }
+            total.merge(r);
+        },
+    );
     let secs = start.elapsed().as_secs_f64();
     println!(
         "faults stage: {} workloads x {} ops, {} mutating calls, a fault at {} x {{EIO, ENOSPC}} x {{once, forever}}: {} runs, injected faults {} ({} calls failed), acks after failure {} (not counted: {} racing a background failure, at most {} in a run), panics {}, fail-stop missed {}, reopens {} (failed {}), violations {}, {:.1} s ({:.1} ms per run)",
@@ -447,7 +504,6 @@ fn bank(p: &Params, crashes: u64) -> u64 {
 
 fn model(p: &Params) -> u64 {
     use chronokv_harness::model::{configs, run_seed, Report};
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     let start = Instant::now();
     let configs = configs();
