@@ -9,7 +9,7 @@
 //!
 //! Entries live in [`skiplist`]'s arena: node, key and value in one piece of a chunk that
 //! grows from 8 KiB to 1 MiB, so an insert makes no heap allocation of its own and an entry
-//! costs its key and value plus 32 + 8 × height bytes (about 43 on average).
+//! costs its key and value plus 24 + 8 × height bytes (about 35 on average).
 //! [`Memtable::approx_bytes`] counts what the arena really took, so
 //! `Options::memtable_size` bounds memory, as RocksDB's arena-based accounting does.
 //!

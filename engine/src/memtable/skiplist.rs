@@ -9,17 +9,8 @@
 //! reference counting. A general map (crossbeam's) pays for removal and many writers with a
 //! heap node per entry, a 32-byte `Bytes` per key, tower heights averaging 2 and an epoch
 //! pin per operation: about 88 bytes per entry besides the key and value. Here a node costs
-//! 32 bytes plus 8 per tower level (1.33 levels on average, branching factor 4), and the
+//! 24 bytes plus 8 per tower level (1.33 levels on average, branching factor 4), and the
 //! key and value sit right after it in the same arena chunk.
-//!
-//! **Why a key prefix in the header.** A search visits about 4 × log4(n) nodes (some 38 in
-//! a 64 MiB memtable) and compares the probe with each, so a random insert is bound by the
-//! cache lines those visits touch (about 40 L1 misses a put in the runner's fill). The
-//! first 8 key bytes, as a big-endian integer, sit in the header: a visit that the prefixes
-//! decide (nearly all, for keys that differ in their first 8 bytes) reads 32 bytes of the
-//! node and compares two integers, instead of also reading the key behind the tower and
-//! calling `memcmp`. Zero padding keeps the order: a prefix below another's means a key
-//! below the other's, and equal prefixes fall back to the whole keys.
 //!
 //! **Node layout** (8-byte aligned, in an arena chunk):
 //!
@@ -29,9 +20,8 @@
 //! | 8 | 8 | commit time (µs) |
 //! | 16 | 4 | value length |
 //! | 20 | 4 | `meta`: key length (bits 0-23), height - 1 (bits 24-27), kind (bit 28) |
-//! | 24 | 8 | key prefix: the first 8 key bytes, zero-padded, as a big-endian integer |
-//! | 32 | 8 × height | tower: the next node at each level (level 0 first), atomic |
-//! | 32 + 8h | key length | key |
+//! | 24 | 8 × height | tower: the next node at each level (level 0 first), atomic |
+//! | 24 + 8h | key length | key |
 //! | … | value length | value |
 //!
 //! Every pointer to a node is derived from its chunk's allocation (never from a reference
@@ -49,19 +39,7 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 /// expected search cost; a memtable holds far fewer.
 const MAX_HEIGHT: usize = 12;
 /// Header bytes before the tower.
-const HEADER: usize = 32;
-/// Where the key prefix sits in the header.
-const PREFIX_AT: usize = 24;
-
-/// The first 8 bytes of `key`, zero-padded, as a big-endian integer: if one key's prefix is
-/// below another's, the key is below the other (a shorter key padded with zeros is a
-/// prefix of, or below, any key it ties with up to its end); equal prefixes say nothing.
-pub(super) fn key_prefix(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(bytes)
-}
+const HEADER: usize = 24;
 /// The first arena chunk's size; each next chunk doubles, up to [`MAX_CHUNK`].
 const FIRST_CHUNK: usize = 8 << 10;
 /// The largest arena chunk. A node above a quarter of it gets an allocation of its own, so
@@ -109,7 +87,7 @@ pub(super) struct NodePtr(NonNull<u8>);
 
 impl NodePtr {
     fn word(self, offset: usize) -> u64 {
-        // SAFETY: offsets 0, 8 and 24 are inside the header of a node that was fully written
+        // SAFETY: offsets 0 and 8 are inside the header of a node that was fully written
         // before it was published (see the module comment); the node is 8-byte aligned.
         unsafe { self.0.as_ptr().add(offset).cast::<u64>().read() }
     }
@@ -125,10 +103,6 @@ impl NodePtr {
 
     pub(super) fn time(self) -> u64 {
         self.word(8)
-    }
-
-    fn prefix(self) -> u64 {
-        self.word(PREFIX_AT)
     }
 
     fn value_len(self) -> usize {
@@ -195,18 +169,12 @@ impl NodePtr {
         &self.kv()[self.key_len()..]
     }
 
-    /// The internal order (key ascending, version descending) of this node against the
-    /// probe `(key, version)`, whose [`key_prefix`] the caller computed once (a search
-    /// compares one probe with many nodes). Reads the node's key only when the prefixes
-    /// tie.
-    pub(super) fn cmp_probe(self, prefix: u64, key: &[u8], version: u64) -> CmpOrdering {
-        match self.prefix().cmp(&prefix) {
-            CmpOrdering::Equal => self
-                .key()
-                .cmp(key)
-                .then_with(|| version.cmp(&self.version())),
-            decided => decided,
-        }
+    /// The internal order (key ascending, version descending) of this node against
+    /// `(key, version)`.
+    pub(super) fn cmp_to(self, key: &[u8], version: u64) -> CmpOrdering {
+        self.key()
+            .cmp(key)
+            .then_with(|| version.cmp(&self.version()))
     }
 
     /// This node's order against another's.
@@ -214,7 +182,7 @@ impl NodePtr {
         if self == other {
             return CmpOrdering::Equal;
         }
-        self.cmp_probe(other.prefix(), other.key(), other.version())
+        self.cmp_to(other.key(), other.version())
     }
 }
 
@@ -336,7 +304,6 @@ impl SkipList {
             p.add(20)
                 .cast::<u32>()
                 .write(((MAX_HEIGHT as u32) - 1) << KEY_LEN_BITS);
-            p.add(PREFIX_AT).cast::<u64>().write(0);
             for level in 0..MAX_HEIGHT {
                 p.add(HEADER + 8 * level)
                     .cast::<AtomicPtr<u8>>()
@@ -428,8 +395,7 @@ impl SkipList {
 
     /// The first node at or after `(key, version)` in internal order.
     pub(super) fn seek(&self, key: &[u8], version: u64) -> Option<NodePtr> {
-        let prefix = key_prefix(key);
-        self.first_where_not(|n| n.cmp_probe(prefix, key, version) == CmpOrdering::Less)
+        self.first_where_not(|n| n.cmp_to(key, version) == CmpOrdering::Less)
     }
 
     /// Inserts an entry and returns the heap bytes this added. `(key, version)` must not be
@@ -450,9 +416,8 @@ impl SkipList {
         let value_len = u32::try_from(value.len()).expect("value longer than 4 GiB");
         let mut w = self.writer.lock();
         let mut preds = [self.head; MAX_HEIGHT];
-        let prefix = key_prefix(key);
         let _ = self.find(
-            |n| n.cmp_probe(prefix, key, version) == CmpOrdering::Less,
+            |n| n.cmp_to(key, version) == CmpOrdering::Less,
             Some(&mut preds),
         );
         let height = w.random_height();
@@ -470,7 +435,6 @@ impl SkipList {
             p.add(8).cast::<u64>().write(time);
             p.add(16).cast::<u32>().write(value_len);
             p.add(20).cast::<u32>().write(meta);
-            p.add(PREFIX_AT).cast::<u64>().write(prefix);
             for (level, pred) in preds.iter().enumerate().take(height) {
                 let next = pred.link(level).load(Ordering::Relaxed);
                 p.add(HEADER + 8 * level)
@@ -537,75 +501,13 @@ mod tests {
         for (i, (k, v, _)) in want.iter().enumerate().step_by(97) {
             let n = list.seek(k, *v).unwrap();
             assert_eq!((n.key(), n.version()), (&k[..], *v));
-            let p = key_prefix(k);
-            let before = list.last_where(|n| n.cmp_probe(p, k, *v) == CmpOrdering::Less);
+            let before = list.last_where(|n| n.cmp_to(k, *v) == CmpOrdering::Less);
             assert_eq!(
                 before.map(|n| n.version()),
                 i.checked_sub(1).map(|j| want[j].1)
             );
         }
         assert!(list.seek(b"zzz", 0).is_none());
-    }
-
-    #[test]
-    fn keys_that_tie_on_their_prefix_keep_the_byte_order() {
-        // Short keys padded with zeros, keys that are zeros, keys that share 8 bytes.
-        let keys: Vec<&[u8]> = vec![
-            b"",
-            b"\0",
-            b"\0\0",
-            b"a",
-            b"a\0",
-            b"a\0\0\0\0\0\0\0",
-            b"a\0\0\0\0\0\0\0\0",
-            b"a\0\0\0\0\0\0\x01",
-            b"abcdefgh",
-            b"abcdefgh\0",
-            b"abcdefghi",
-            b"abcdefgi",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-            // Decided by an early byte against larger later ones (a prefix read in the
-            // wrong byte order sorts these wrongly).
-            b"\x01\xff",
-            b"\x02\x00",
-            b"ab\xff\xff\xff\xff\xff\xff",
-            b"ac\x00\x00\x00\x00\x00\x01",
-        ];
-        let list = SkipList::new(9);
-        // Inserted in a scrambled order, two versions each.
-        for (i, k) in keys
-            .iter()
-            .enumerate()
-            .rev()
-            .step_by(2)
-            .chain(keys.iter().enumerate().step_by(2))
-        {
-            list.insert(k, 2 * i as u64 + 1, 0, Kind::Put, b"");
-            list.insert(k, 2 * i as u64 + 2, 0, Kind::Put, b"");
-        }
-        let mut want: Vec<(&[u8], u64)> = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            want.push((k, 2 * i as u64 + 2));
-            want.push((k, 2 * i as u64 + 1));
-        }
-        want.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
-        let mut got = Vec::new();
-        let mut at = list.first();
-        while let Some(n) = at {
-            got.push((n.key(), n.version()));
-            at = list.next(n);
-        }
-        assert_eq!(got, want);
-        for (k, v) in &want {
-            let n = list.seek(k, *v).expect("present");
-            assert_eq!((n.key(), n.version()), (*k, *v));
-        }
-        // A probe between two keys that tie on the prefix lands on the later one.
-        let n = list
-            .seek(b"a\0\0\0\0\0\0\0\0\0", u64::MAX)
-            .expect("a later key");
-        assert_eq!(n.key(), b"a\0\0\0\0\0\0\x01");
     }
 
     #[test]
