@@ -172,9 +172,7 @@ impl NodePtr {
     /// The internal order (key ascending, version descending) of this node against
     /// `(key, version)`.
     pub(super) fn cmp_to(self, key: &[u8], version: u64) -> CmpOrdering {
-        self.key()
-            .cmp(key)
-            .then_with(|| version.cmp(&self.version()))
+        compare_keys(self.key(), key).then_with(|| version.cmp(&self.version()))
     }
 
     /// This node's order against another's.
@@ -184,6 +182,30 @@ impl NodePtr {
         }
         self.cmp_to(other.key(), other.version())
     }
+}
+
+/// The byte order of two keys, 8 bytes at a time as big-endian words, inline. A search
+/// compares the probe with some 38 nodes; through `slice::cmp` and a `memcmp` call each
+/// comparison cost about 24 instructions (900 a put in the runner's fill), two word
+/// comparisons do for its 16-byte keys.
+#[inline]
+fn compare_keys(a: &[u8], b: &[u8]) -> CmpOrdering {
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (wa, wb) in x.by_ref().zip(y.by_ref()) {
+        let wa = u64::from_be_bytes(wa.try_into().expect("8 bytes"));
+        let wb = u64::from_be_bytes(wb.try_into().expect("8 bytes"));
+        if wa != wb {
+            return wa.cmp(&wb);
+        }
+    }
+    // The shorter key's last partial word, against the same bytes of the other.
+    let done = a.len().min(b.len()) / 8 * 8;
+    for (ca, cb) in a[done..].iter().zip(&b[done..]) {
+        if ca != cb {
+            return ca.cmp(cb);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// The writer's state: the arena's current chunk and the height generator.
@@ -508,6 +530,29 @@ mod tests {
             );
         }
         assert!(list.seek(b"zzz", 0).is_none());
+    }
+
+    #[test]
+    fn word_comparison_is_byte_order() {
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..=20usize {
+            for _ in 0..12 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                // Few distinct bytes, so that keys share prefixes of every length.
+                let key: Vec<u8> = (0..len)
+                    .map(|i| ((rng >> (i % 60)) & 3) as u8 * 85)
+                    .collect();
+                keys.push(key);
+            }
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(compare_keys(a, b), a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
     }
 
     #[test]
