@@ -13,6 +13,7 @@
 //! A child reports how often the selected bug took effect (`planted bug NAME took effect N
 //! times` on stderr): a bug that never took effect was not tested, and counts as missed.
 
+use crate::parallel::in_order;
 use std::io::{self, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -375,40 +376,6 @@ fn shorten(s: &str, max: usize) -> String {
 /// threads, and the CI machine has 2 cores (one at a time took 9.5 minutes there).
 pub const CONCURRENT_CHILDREN: usize = 2;
 
-/// Runs `job` for every item on [`CONCURRENT_CHILDREN`] threads and hands each result to
-/// `report` in item order, as soon as it and every item before it are done, so the output
-/// reads as a serial run's would.
-fn in_order<T: Sync, R: Send>(
-    items: &[T],
-    job: impl Fn(&T) -> R + Sync,
-    mut report: impl FnMut(&T, R),
-) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let (done, results) = std::sync::mpsc::channel();
-    std::thread::scope(|s| {
-        for _ in 0..CONCURRENT_CHILDREN {
-            let (done, next, job) = (done.clone(), &next, &job);
-            s.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                if done.send((i, job(item))).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(done);
-        let mut waiting = std::collections::BTreeMap::new();
-        let mut want = 0;
-        for (i, r) in results {
-            waiting.insert(i, r);
-            while let Some(r) = waiting.remove(&want) {
-                report(&items[want], r);
-                want += 1;
-            }
-        }
-    });
-}
-
 /// A bug's stages tried in order until one catches it: the runs that did not, and the one
 /// that did.
 struct BugRuns {
@@ -524,6 +491,7 @@ pub fn run(exe: &Path, only: Option<&str>, controls: bool) -> io::Result<u64> {
     let (mut controls_run, mut control_failures) = (0u64, 0u64);
     in_order(
         &stages,
+        CONCURRENT_CHILDREN,
         |&stage| run_stage(exe, stage, None),
         |&stage, r| match r {
             Ok(r) => {
@@ -540,6 +508,7 @@ pub fn run(exe: &Path, only: Option<&str>, controls: bool) -> io::Result<u64> {
     let (mut detected, mut missed) = (0u64, 0u64);
     in_order(
         &bugs,
+        CONCURRENT_CHILDREN,
         |bug| try_bug(exe, bug),
         |bug, runs| match runs {
             Ok(runs) if report_bug(bug, &runs) => detected += 1,

@@ -36,6 +36,7 @@ pub mod faults;
 pub mod fuzz_targets;
 pub mod killloop;
 pub mod model;
+pub mod parallel;
 pub mod recovery;
 mod rng;
 pub mod rot;

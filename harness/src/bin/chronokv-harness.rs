@@ -52,8 +52,6 @@
 //! if anything failed. In a build that plants bugs, with `CHRONOKV_BUG` set, also prints to
 //! stderr how often the selected bug took effect.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 const USAGE: &str = "usage: chronokv-harness crash|faults|bank|rot|recovery [--seeds N] [--first-seed S] [--ops N] [--stride K] [--crashes N] [--flips K] [--threads T]
@@ -87,35 +85,17 @@ fn each_seed<R: Send>(
     run: impl Fn(u64) -> R + Sync,
     mut report: impl FnMut(u64, R, f64),
 ) {
-    let next = AtomicU64::new(p.first);
-    let end = p.first + p.seeds;
-    let (done, results) = std::sync::mpsc::channel();
-    std::thread::scope(|s| {
-        for _ in 0..p.threads.max(1) {
-            let (done, next, run) = (done.clone(), &next, &run);
-            s.spawn(move || loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= end {
-                    break;
-                }
-                let t = Instant::now();
-                let r = run(seed);
-                if done.send((seed, r, t.elapsed().as_secs_f64())).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(done);
-        let mut waiting = BTreeMap::new();
-        let mut want = p.first;
-        for (seed, r, secs) in results {
-            waiting.insert(seed, (r, secs));
-            while let Some((r, secs)) = waiting.remove(&want) {
-                report(want, r, secs);
-                want += 1;
-            }
-        }
-    });
+    let seeds: Vec<u64> = (p.first..p.first + p.seeds).collect();
+    chronokv_harness::parallel::in_order(
+        &seeds,
+        p.threads as usize,
+        |&seed| {
+            let t = Instant::now();
+            let r = run(seed);
+            (r, t.elapsed().as_secs_f64())
+        },
+        |&seed, (r, secs)| report(seed, r, secs),
+    );
 }
 
 fn main() {
@@ -504,6 +484,7 @@ fn bank(p: &Params, crashes: u64) -> u64 {
 
 fn model(p: &Params) -> u64 {
     use chronokv_harness::model::{configs, run_seed, Report};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     let start = Instant::now();
     let configs = configs();
