@@ -190,8 +190,7 @@ impl NodePtr {
 /// comparisons do for its 16-byte keys.
 #[inline]
 fn compare_keys(a: &[u8], b: &[u8]) -> CmpOrdering {
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (wa, wb) in x.by_ref().zip(y.by_ref()) {
+    for (wa, wb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         let wa = u64::from_be_bytes(wa.try_into().expect("8 bytes"));
         let wb = u64::from_be_bytes(wb.try_into().expect("8 bytes"));
         if wa != wb {

@@ -235,17 +235,17 @@ fn recovery(p: &Params) -> u64 {
         |seed| run_seed(seed, p.ops as usize, p.stride as usize),
         |seed, r, secs| {
             println!(
-            "seed {seed}: {} base images, {} recovery calls, {} crash states, {} faulted recoveries ({} faults fired: {} opens failed cleanly, {} survived), {} violations, {:.1} s",
-            r.images,
-            r.recovery_calls,
-            r.crash_states,
-            r.fault_runs,
-            r.injected,
-            r.opens_failed,
-            r.opens_survived,
-            r.violations.len(),
-            secs
-        );
+                "seed {seed}: {} base images, {} recovery calls, {} crash states, {} faulted recoveries ({} faults fired: {} opens failed cleanly, {} survived), {} violations, {:.1} s",
+                r.images,
+                r.recovery_calls,
+                r.crash_states,
+                r.fault_runs,
+                r.injected,
+                r.opens_failed,
+                r.opens_survived,
+                r.violations.len(),
+                secs
+            );
             for v in &r.violations {
                 println!("  VIOLATION {v}");
             }
@@ -282,14 +282,14 @@ fn rot(p: &Params, flips: u64) -> u64 {
         |seed| run_seed(seed, p.ops as usize, flips as usize),
         |seed, r, secs| {
             println!(
-            "seed {seed}: {} files damaged, {} images: {} detected as corruption, {} intact, {} violations, {:.1} s",
-            r.files,
-            r.images,
-            r.detected,
-            r.intact,
-            r.violations.len(),
-            secs
-        );
+                "seed {seed}: {} files damaged, {} images: {} detected as corruption, {} intact, {} violations, {:.1} s",
+                r.files,
+                r.images,
+                r.detected,
+                r.intact,
+                r.violations.len(),
+                secs
+            );
             for v in &r.violations {
                 println!("  VIOLATION {v}");
             }
@@ -328,15 +328,15 @@ fn crash(p: &Params) -> u64 {
         |seed| run_seed(seed, p.ops as usize, p.stride as usize),
         |seed, r, secs| {
             println!(
-            "seed {seed}: {} crash points, {} checked, {} states, {} checkpoints ({} checked in images), {} violations, {:.1} s",
-            r.points,
-            r.points_checked,
-            r.states,
-            r.checkpoints,
-            r.checkpoint_checks,
-            r.violations.len(),
-            secs
-        );
+                "seed {seed}: {} crash points, {} checked, {} states, {} checkpoints ({} checked in images), {} violations, {:.1} s",
+                r.points,
+                r.points_checked,
+                r.states,
+                r.checkpoints,
+                r.checkpoint_checks,
+                r.violations.len(),
+                secs
+            );
             for v in &r.violations {
                 println!("  VIOLATION {v}");
             }
@@ -376,19 +376,19 @@ fn faults(p: &Params) -> u64 {
         |seed| run_seed(seed, p.ops as usize, p.stride as usize),
         |seed, r, secs| {
             println!(
-            "seed {seed}: {} mutating calls, {} runs, {} faults injected ({} calls failed), {} acks after failure ({} racing a background failure, at most {} in a run), {} panics, {} failed reopens, {} failed runs, {:.1} s",
-            r.calls,
-            r.runs,
-            r.injected,
-            r.failed_calls,
-            r.acks_after_failure,
-            r.acks_racing_background,
-            r.longest_race,
-            r.panics,
-            r.failed_reopens,
-            r.failed_runs,
-            secs
-        );
+                "seed {seed}: {} mutating calls, {} runs, {} faults injected ({} calls failed), {} acks after failure ({} racing a background failure, at most {} in a run), {} panics, {} failed reopens, {} failed runs, {:.1} s",
+                r.calls,
+                r.runs,
+                r.injected,
+                r.failed_calls,
+                r.acks_after_failure,
+                r.acks_racing_background,
+                r.longest_race,
+                r.panics,
+                r.failed_reopens,
+                r.failed_runs,
+                secs
+            );
             for v in &r.violations {
                 println!("  VIOLATION {v}");
             }
@@ -484,8 +484,6 @@ fn bank(p: &Params, crashes: u64) -> u64 {
 
 fn model(p: &Params) -> u64 {
     use chronokv_harness::model::{configs, run_seed, Report};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Mutex;
     let start = Instant::now();
     let configs = configs();
     let names: Vec<&str> = configs.iter().map(|c| c.name).collect();
@@ -497,43 +495,33 @@ fn model(p: &Params) -> u64 {
         p.ops,
         p.threads
     );
-    let next = AtomicU64::new(p.first);
-    let end = p.first + p.seeds;
-    let total = Mutex::new(Report::default());
-    std::thread::scope(|s| {
-        for _ in 0..p.threads.max(1) {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= end {
-                    break;
-                }
-                let t = Instant::now();
-                let r = run_seed(seed, p.ops as usize, &configs);
-                let mut total = total.lock().unwrap_or_else(|e| e.into_inner());
-                // One line per failed seed, and a progress line every 50 seeds.
-                if !r.divergences.is_empty() || (total.seeds + 1) % 50 == 0 {
-                    println!(
-                        "seed {seed}: {} cases, {} ops, {} reopens, {} crash-reopens ({} commits replayed), {} divergences, {:.1} s; {} of {} seeds done, {:.0} s",
-                        r.cases,
-                        r.ops,
-                        r.reopens,
-                        r.crash_reopens,
-                        r.commits_replayed,
-                        r.divergences.len(),
-                        t.elapsed().as_secs_f64(),
-                        total.seeds + 1,
-                        p.seeds,
-                        start.elapsed().as_secs_f64()
-                    );
-                }
-                for d in &r.divergences {
-                    println!("  DIVERGENCE {d}");
-                }
-                total.merge(r);
-            });
-        }
-    });
-    let total = total.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut total = Report::default();
+    each_seed(
+        p,
+        |seed| run_seed(seed, p.ops as usize, &configs),
+        |seed, r, secs| {
+            // One line per failed seed, and a progress line every 50 seeds.
+            if !r.divergences.is_empty() || (total.seeds + 1) % 50 == 0 {
+                println!(
+                    "seed {seed}: {} cases, {} ops, {} reopens, {} crash-reopens ({} commits replayed), {} divergences, {:.1} s; {} of {} seeds done, {:.0} s",
+                    r.cases,
+                    r.ops,
+                    r.reopens,
+                    r.crash_reopens,
+                    r.commits_replayed,
+                    r.divergences.len(),
+                    secs,
+                    total.seeds + 1,
+                    p.seeds,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            for d in &r.divergences {
+                println!("  DIVERGENCE {d}");
+            }
+            total.merge(r);
+        },
+    );
     let secs = start.elapsed().as_secs_f64();
     println!("per configuration (engine counters summed over every open):");
     for (name, f) in &total.per_config {
